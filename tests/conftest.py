@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own stores under tmp_path and small NUTS runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import core  # noqa: F401  - sets XLA host device count before anything imports JAX
+from core.config import Settings, load_settings, reset_settings_cache
+
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SHARED_JAX_CACHE = Path(os.environ.get("TEST_JAX_CACHE", "/tmp/cms-test-jax-cache"))
+
+
+def make_settings(root: Path, **overrides: str) -> Settings:
+    """Settings pointing every store at root; small Bayesian runs; no training on start."""
+    env = {
+        "APP_ENV": "test",
+        "DATA_DIR": str(root),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+        "MLFLOW_ARTIFACT_ROOT": str(root / "mlartifacts"),
+        "DATABASE_URL": f"sqlite:///{root}/app.db",
+        "BAYES_CHAINS": "4",
+        "BAYES_WARMUP": "300",
+        "BAYES_SAMPLES": "300",
+        "JAX_CACHE_DIR": str(SHARED_JAX_CACHE),
+        "TRAIN_ON_START": "0",
+        "MLFLOW_GC_AFTER_TRAIN": "0",
+    }
+    env.update(overrides)
+    return load_settings(env)
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_settings_cache():
+    reset_settings_cache()
+    yield
+    reset_settings_cache()

@@ -1,0 +1,36 @@
+"""What both breast-cancer models share: predictors, texture groups, standardization.
+
+Predictors (chosen in docs/models.md by cross-validated Brier score on the training split,
+then checked on the held-out split): four 'worst' features (mean of the three largest
+nuclei in the image). 'mean texture' is not a predictor: it defines the five groups
+(training quintiles) whose intercepts vary in the Bayesian model, so it is an input too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CANCER_PREDICTORS: list[str] = [
+    "worst radius",
+    "worst texture",
+    "worst smoothness",
+    "worst concave points",
+]
+GROUP_FEATURE = "mean texture"
+N_GROUPS = 5
+CANCER_INPUTS: list[str] = CANCER_PREDICTORS + [GROUP_FEATURE]
+
+
+def group_edges(texture_train: np.ndarray) -> np.ndarray:
+    """Six numbers: training min, the 20/40/60/80% quantiles, training max."""
+    qs = np.quantile(np.asarray(texture_train, dtype=float), np.linspace(0.0, 1.0, N_GROUPS + 1))
+    return qs.astype(float)
+
+
+def assign_groups(texture: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Group 0..4 by the inner quintile edges; values beyond the training range go to the
+    end groups (0 below, 4 above)."""
+    return np.searchsorted(np.asarray(edges[1:-1]), np.asarray(texture, dtype=float), side="right").astype(np.int32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))

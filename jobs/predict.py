@@ -1,0 +1,159 @@
+"""Score a CSV of cases with the serving model.
+
+    python -m jobs.predict --model breast_cancer --csv cases.csv --out scored.csv
+    python -m jobs.predict --model iris_random_forest --csv flowers.csv      # CSV to stdout
+
+Input columns are named exactly as scikit-learn's feature_names (e.g. `mean radius`);
+columns the model does not use are ignored. Output: one row per input row with `row`
+(0-based input position), the result (class probabilities, or probability with interval
+lower/upper), `model`, `model_version`, and `error` (empty when the row was scored). A bad
+row gets a message in `error`; the others are still scored. `breast_cancer` uses the
+Bayesian champion, else the fallback stub (`is_fallback` = true).
+
+One JSON summary line goes to stdout when --out is given (to stderr otherwise). Exit codes:
+0 every row scored, 1 nothing scored (no model, unreadable CSV), 2 bad arguments or
+settings, 3 some rows had errors (the output is still written).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ROW_ERRORS = 0, 1, 2, 3
+log = logging.getLogger("jobs.predict")
+
+
+def _parser(choices: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.predict",
+        description="Score a CSV with the serving (champion) model of the MLflow registry.",
+        epilog="Exit codes: 0 all rows scored, 1 nothing scored, 2 bad arguments or settings, 3 some rows had errors.",
+    )
+    parser.add_argument("--model", required=True, choices=list(choices), metavar="NAME",
+                        help=f"one of {', '.join(choices)}")
+    parser.add_argument("--csv", required=True, type=Path, metavar="IN", help="input CSV, one case per row")
+    parser.add_argument("--out", type=Path, metavar="OUT", help="output CSV (default: stdout)")
+    return parser
+
+
+def serving_model(registry: Any, name: str) -> tuple[Any, bool]:
+    """(LoadedModel, is_fallback) of what serves `name` now; ModelUnavailable if nothing."""
+    from core.errors import ArtifactsMissing, ModelUnavailable
+
+    candidates = [("breast_cancer_bayes", False), ("breast_cancer_stub", True)] if name == "breast_cancer" else [(name, False)]
+    reasons = []
+    for candidate, fallback in candidates:
+        try:
+            return registry.load_champion(candidate), fallback
+        except (ModelUnavailable, ArtifactsMissing) as error:
+            reasons.append(str(error))
+    raise ModelUnavailable(f"No model can score {name}: " + " ".join(reasons))
+
+
+def _cell(value: Any) -> object:
+    """CSV text -> float where it parses; otherwise the raw text, so validation names it."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def score_frame(loaded: Any, is_fallback: bool, frame: Any) -> Any:
+    """One output row per input row; typed input errors land in the `error` column."""
+    import pandas as pd
+
+    from core.errors import StudioError
+
+    predictor = loaded.predictor
+    rows: list[dict[str, Any]] = []
+    for position, (_, record) in enumerate(frame.iterrows()):
+        out: dict[str, Any] = {"row": position}
+        values = {c: _cell(record[c]) for c in predictor.input_features if c in record.index}
+        try:
+            prediction = predictor.predict(values)
+        except StudioError as error:
+            out["error"] = str(error)
+        except Exception as error:  # a model bug must not lose the other rows
+            log.exception("row %s failed", position)
+            out["error"] = f"{type(error).__name__}: {error}"
+        else:
+            if hasattr(prediction, "probabilities"):
+                out["label"] = prediction.label
+                for label, probability in prediction.probabilities.items():
+                    out[f"p_{label}"] = probability
+            else:
+                out.update(probability=prediction.probability, lower=prediction.lower, upper=prediction.upper,
+                           credible_mass=prediction.credible_mass, texture_group=prediction.texture_group,
+                           is_fallback=bool(is_fallback or prediction.is_fallback))
+            out["error"] = ""
+        out["model"] = loaded.name
+        out["model_version"] = loaded.version
+        rows.append(out)
+    result = pd.DataFrame(rows)
+    ordered = [c for c in result.columns if c not in ("model", "model_version", "error")] + ["model", "model_version", "error"]
+    return result.reindex(columns=ordered)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import core  # noqa: F401  - host device count before JAX is imported
+    from core.config import load_settings
+    from core.errors import StudioError
+    from core.models import MODEL_NAMES
+
+    args = _parser(["breast_cancer", *MODEL_NAMES]).parse_args(argv)
+    started = time.perf_counter()
+    summary_stream = sys.stdout if args.out else sys.stderr
+
+    def finish(code: int, **fields: Any) -> int:
+        fields.setdefault("seconds", round(time.perf_counter() - started, 3))
+        print(json.dumps({"ok": code == EXIT_OK, **fields}, default=str), file=summary_stream, flush=True)
+        return code
+
+    try:
+        settings = load_settings()
+    except StudioError as error:
+        return finish(EXIT_USAGE, error=str(error))
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(args.csv, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        return finish(EXIT_FAILED, error=f"cannot read {args.csv}: {error}")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            from core.registry import Registry
+
+            registry = Registry(settings)
+            registry.ensure_store()
+            loaded, is_fallback = serving_model(registry, args.model)
+            result = score_frame(loaded, is_fallback, frame)
+    except StudioError as error:
+        return finish(EXIT_FAILED, error=str(error), model=args.model)
+    errors = int((result["error"] != "").sum()) if len(result) else 0
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(args.out, index=False)
+    else:
+        result.to_csv(sys.stdout, index=False)
+    return finish(
+        EXIT_ROW_ERRORS if errors else EXIT_OK,
+        model=loaded.name, version=loaded.version, is_fallback=is_fallback,
+        rows=len(result), scored=len(result) - errors, errors=errors,
+        out=str(args.out) if args.out else None,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,8 +5,8 @@
 
 Input columns are named exactly as scikit-learn's feature_names (e.g. `mean radius`);
 columns the model does not use are ignored. Output: one row per input row with `row`
-(0-based input position), the result (class probabilities, or probability with interval
-lower/upper), `model`, `model_version`, and `error` (empty when the row was scored). A bad
+(0-based input position), the result (label and probability_<class>, or probability with
+interval lower/upper), `model`, `model_version`, and `error` (empty when the row was scored). A bad
 row gets a message in `error`; the others are still scored. `breast_cancer` uses the
 Bayesian champion, else the fallback stub (`is_fallback` = true).
 
@@ -70,39 +70,29 @@ def _cell(value: Any) -> object:
 
 
 def score_frame(loaded: Any, is_fallback: bool, frame: Any) -> Any:
-    """One output row per input row; typed input errors land in the `error` column."""
+    """One output row per input row, via the predictor's batch path (predict_frame, the
+    same frame the pyfunc returns); rows failing validation carry their message in `error`."""
     import pandas as pd
 
-    from core.errors import StudioError
-
     predictor = loaded.predictor
-    rows: list[dict[str, Any]] = []
-    for position, (_, record) in enumerate(frame.iterrows()):
-        out: dict[str, Any] = {"row": position}
-        values = {c: _cell(record[c]) for c in predictor.input_features if c in record.index}
-        try:
-            prediction = predictor.predict(values)
-        except StudioError as error:
-            out["error"] = str(error)
-        except Exception as error:  # a model bug must not lose the other rows
-            log.exception("row %s failed", position)
-            out["error"] = f"{type(error).__name__}: {error}"
-        else:
-            if hasattr(prediction, "probabilities"):
-                out["label"] = prediction.label
-                for label, probability in prediction.probabilities.items():
-                    out[f"p_{label}"] = probability
-            else:
-                out.update(probability=prediction.probability, lower=prediction.lower, upper=prediction.upper,
-                           credible_mass=prediction.credible_mass, texture_group=prediction.texture_group,
-                           is_fallback=bool(is_fallback or prediction.is_fallback))
-            out["error"] = ""
-        out["model"] = loaded.name
-        out["model_version"] = loaded.version
-        rows.append(out)
-    result = pd.DataFrame(rows)
-    ordered = [c for c in result.columns if c not in ("model", "model_version", "error")] + ["model", "model_version", "error"]
-    return result.reindex(columns=ordered)
+    used = [c for c in predictor.input_features if c in frame.columns]
+    # object columns keep None (an empty cell: "has no value") and text as they are
+    inputs = pd.DataFrame(
+        {c: pd.Series([_cell(v) for v in frame[c]], dtype=object) for c in used}, index=range(len(frame))
+    )
+    scored = predictor.predict_frame(inputs).reset_index(drop=True)
+    result = pd.DataFrame({"row": range(len(frame))})
+    for column in scored.columns:
+        if column != "error":
+            result[column] = scored[column].to_numpy()
+    if "is_fallback" in result.columns or is_fallback:
+        valid = scored["error"].fillna("").astype(str) == ""
+        flag = result["is_fallback"].fillna(0).astype(bool) if "is_fallback" in result.columns else False
+        result["is_fallback"] = (flag | is_fallback) & valid
+    result["model"] = loaded.name
+    result["model_version"] = loaded.version
+    result["error"] = scored["error"].fillna("").astype(str).to_numpy()
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

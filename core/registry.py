@@ -113,9 +113,7 @@ class Registry:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = MlflowClient(
-            tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri
-        )
+        self._client: MlflowClient | None = None  # made in ensure_store: it opens the DB
         self._experiment_id: str | None = None
         self._cache: dict[tuple[str, str], LoadedModel] = {}
         self._cache_lock = threading.Lock()
@@ -134,12 +132,27 @@ class Registry:
         if self._experiment_id is not None and key in _stores_ready:
             return self._experiment_id
         with _store_lock, self._file_lock():
+            if self._client is None:
+                # MlflowClient() opens the store, and a SQLite store creates or migrates
+                # its schema on first open: only ever inside this lock.
+                self._client = MlflowClient(
+                    tracking_uri=self.settings.mlflow_tracking_uri,
+                    registry_uri=self.settings.mlflow_registry_uri,
+                )
             if key not in _stores_ready:
-                self.client.search_experiments(max_results=1)
-                self.client.search_registered_models(max_results=1)
+                self._client.search_experiments(max_results=1)
+                self._client.search_registered_models(max_results=1)
             self._experiment_id = self._get_or_create_experiment()
             _stores_ready.add(key)
         return self._experiment_id
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MlflowClient of this store (the store is set up on first use)."""
+        if self._client is None:
+            self.ensure_store()
+        assert self._client is not None
+        return self._client
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -157,10 +170,11 @@ class Registry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _get_or_create_experiment(self) -> str:
-        existing = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        assert self._client is not None
+        existing = self._client.get_experiment_by_name(EXPERIMENT_NAME)
         if existing is not None:
             if existing.lifecycle_stage == "deleted":
-                self.client.restore_experiment(existing.experiment_id)
+                self._client.restore_experiment(existing.experiment_id)
             return existing.experiment_id
         root = self.settings.mlflow_artifact_root
         remote_tracking = self.settings.mlflow_tracking_uri.startswith(("http://", "https://"))
@@ -172,7 +186,7 @@ class Registry:
             local = _local_path(location)
             if local is not None:
                 local.mkdir(parents=True, exist_ok=True)
-        return self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        return self._client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
 
     @property
     def experiment_id(self) -> str:

@@ -134,8 +134,8 @@ class LimiterStatus:
 
 
 def _check_identifier(field: str, value: object, *, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
+    if not required and (value is None or (isinstance(value, str) and not value.strip())):
+        return None  # an unknown client address is simply not counted
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field} must be a non-empty text.", field=field)
     if len(value) > MAX_IDENTIFIER_CHARS:

@@ -145,6 +145,8 @@ def load_predictor(name: str, artifacts: Mapping[str, str | Path]) -> Predictor:
 
 
 __all__ = [
+    "CANCER_INPUTS",
+    "CANCER_PREDICTORS",
     "MODEL_NAMES",
     "CancerPrediction",
     "ClassPrediction",

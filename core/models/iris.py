@@ -12,7 +12,6 @@ from core.data import feature_info, load_dataset, validate_features
 from core.models._common import (
     artifact_path,
     load_skops,
-    new_artifact_dir,
     read_json,
     report,
     save_skops,

@@ -13,6 +13,7 @@ from core.data import load_dataset
 from core.errors import ArtifactsMissing, InputNotNumeric, InputOutOfRange, MissingFeature, UnknownModel
 from core.models import MODEL_NAMES, CancerPrediction, ClassPrediction, get_spec, load_predictor
 from tests.conftest import make_settings
+from tests.core.models._helpers import known_cases
 
 SKLEARN_MODELS = ["iris_random_forest", "iris_logistic_regression", "breast_cancer_stub"]
 
@@ -65,17 +66,6 @@ def test_gate_names_the_failing_metric():
     assert not gate.passed and any("accuracy" in r and "0.85" in r for r in gate.reasons)
     gate = get_spec("breast_cancer_stub").quality_gate({"roc_auc": 0.99, "accuracy": 0.95, "brier": 0.2})
     assert not gate.passed and any("brier" in r for r in gate.reasons)
-
-
-def known_cases():
-    """The held-out malignant and benign cases nearest to each class's median."""
-    data = load_dataset("breast_cancer")
-    out = {}
-    for label in (0, 1):
-        X = data.X_test[data.y_test == label]
-        z = (X - X.median()) / data.X_train.std()
-        out[label] = X.iloc[int(np.argmin((z**2).sum(axis=1).to_numpy()))].to_dict()
-    return out
 
 
 def test_stub_known_cases_and_fallback_flag(trained):

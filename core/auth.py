@@ -208,9 +208,6 @@ class User:
     sessions_valid_after: datetime | None
 
 
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
-
-
 class UserStore:
     """CRUD for users plus password and session checks. Thread-safe (one engine)."""
 
@@ -218,6 +215,7 @@ class UserStore:
         if not 4 <= bcrypt_rounds <= 16:
             raise InvalidInput("bcrypt_rounds must be from 4 to 16.", field="bcrypt_rounds")
         self.bcrypt_rounds = bcrypt_rounds
+        self._dummy_hash: bytes | None = None  # same cost as a real hash, for unknown users
         self.engine = make_engine(database_url)
         try:
             metadata.create_all(self.engine, tables=[users_table])
@@ -348,7 +346,10 @@ class UserStore:
             row = conn.execute(
                 sa.select(users_table.c.password_hash, users_table.c.disabled).where(users_table.c.username == user)
             ).first()
-        stored = row[0].encode() if row else _DUMMY_HASH
+        if row is None and self._dummy_hash is None:
+            self._dummy_hash = bcrypt.hashpw(b"no such user", bcrypt.gensalt(self.bcrypt_rounds))
+        stored = row[0].encode() if row else self._dummy_hash
+        assert stored is not None
         try:
             ok = bcrypt.checkpw(password.encode(), stored)
         except ValueError:

@@ -240,9 +240,9 @@ def _password_login(original_login: Any, store: Any, limiter: Any, username: Any
         name = normalize_username(raw)
         user = store.get(name)
     except InvalidInput:
-        user = None
+        name, user = "unknown", None
     if user is None or user.disabled:
-        store.verify_password("-", "x" * 8)  # same bcrypt cost as a real check
+        store.verify_password(name, password)  # one bcrypt like a real check; always False here
         ss[NOTICE_KEY] = ("error", _BAD_LOGIN)
         ss["authentication_status"] = False
         return False

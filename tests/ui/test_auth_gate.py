@@ -210,6 +210,7 @@ def test_disabled_user_is_refused_everywhere(env):
 def test_unknown_user_and_empty_form(env):
     at = _login(env.session(), "nobody", PASSWORD)
     assert "Username or password is incorrect." in _texts(at, "error")
+    assert env.bcrypt_checks == 1  # same work as for a real user: no timing hint
     at = _login(env.session(), "", "")
     assert "Enter your username and password." in _texts(at, "warning")
     at = _login(env.session(), "x" * 500, PASSWORD)

@@ -1,0 +1,48 @@
+"""Clinical ML Studio: page config, login gate, per-role navigation, status banner.
+
+Run: streamlit run app.py. The page list is built for the user's role on every run: a
+page the role may not open is never passed to st.navigation, so it cannot run, even by
+URL; each restricted page checks the role again at its top.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="Clinical ML Studio", page_icon="🩺", layout="wide")
+
+from core.auth import can_access  # noqa: E402 - set_page_config must come first
+from ui import state  # noqa: E402
+from ui.auth_gate import logout_button, require_user  # noqa: E402
+from ui.banner import service_banner  # noqa: E402
+from ui.errors import show_error  # noqa: E402
+
+# (page key in core.auth.PAGE_ROLES, file, title, icon, navigation section)
+PAGES = (
+    ("iris", "pages/iris.py", "Iris species", "🌸", "Predict"),
+    ("cancer", "pages/cancer.py", "Breast cancer", "🎗️", "Predict"),
+    ("diagnostics", "pages/diagnostics.py", "Diagnostics", "🔬", "Analyse"),
+    ("model_ops", "pages/model_ops.py", "Model operations", "⚙️", "Admin"),
+    ("users", "pages/users.py", "Users", "👥", "Admin"),
+    ("audit", "pages/audit.py", "Audit trail", "📜", "Admin"),
+)
+
+try:
+    state.service()  # start loading and training at once, even before anyone logs in
+except Exception as error:  # noqa: BLE001 - a broken store shows one message, the app still draws
+    show_error(error, action="Starting the model service")
+
+user = require_user()  # draws the login form and stops the run until someone is logged in
+
+sections: dict[str, list[st.Page]] = {}
+for key, path, title, icon, section in PAGES:
+    if can_access(user.role, key):
+        sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, url_path=key))
+page = st.navigation(sections)
+
+with st.sidebar:
+    st.markdown(f"**{user.name}**")
+    st.caption(f"Signed in as `{user.username}` · role **{user.role}**")
+    logout_button()
+
+service_banner(show_errors=user.role == "admin")
+page.run()

@@ -1,0 +1,88 @@
+"""Process-wide core objects for the pages, created once per server process.
+
+Pages call these accessors (``state.service()``, ``state.limiter()``...) and never
+build core objects themselves, so every browser session shares one model service, one
+limiter, one audit log and one user store. Tests replace the accessors with
+monkeypatch (``monkeypatch.setattr(ui.state, "service", lambda: fake)``); pages must
+therefore look them up through the module (``from ui import state``) at run time.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from core.audit import AuditLog
+    from core.auth import UserStore
+    from core.config import Settings
+    from core.ratelimit import RateLimiter
+    from core.registry import Registry
+    from core.service import ModelService
+
+SESSION_ID_KEY = "_cms_session_id"
+
+
+def settings() -> "Settings":
+    from core.config import get_settings
+
+    return get_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def limiter() -> "RateLimiter":
+    from core.ratelimit import get_limiter
+
+    return get_limiter()
+
+
+@st.cache_resource(show_spinner=False)
+def _started_service() -> "ModelService":
+    from core.service import get_service
+
+    service = get_service()  # started: loads champions, schedules missing training
+    service.attach_limiter(limiter())
+    return service
+
+
+def service() -> "ModelService":
+    """The process's model service (started on first use, never blocks on training)."""
+    return _started_service()
+
+
+def registry() -> "Registry":
+    """The service's MLflow registry (same client, same cache)."""
+    svc = service()
+    reg = getattr(svc, "registry", None)
+    if reg is not None:
+        return reg
+    return _registry()
+
+
+@st.cache_resource(show_spinner=False)
+def _registry() -> "Registry":
+    from core.registry import Registry
+
+    return Registry(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def audit() -> "AuditLog":
+    from core.audit import get_audit_log
+
+    return get_audit_log(settings().database_url)
+
+
+@st.cache_resource(show_spinner=False)
+def user_store() -> "UserStore":
+    from core.auth import get_user_store
+
+    return get_user_store(settings().database_url)
+
+
+def session_id() -> str:
+    """A random id for this browser session (rate-limit key next to the username)."""
+    if SESSION_ID_KEY not in st.session_state:
+        st.session_state[SESSION_ID_KEY] = uuid.uuid4().hex
+    return str(st.session_state[SESSION_ID_KEY])

@@ -315,3 +315,56 @@ def test_health_reports_models_and_limiter(service):
 
     service.attach_limiter(Broken())
     assert service.health().limiter is None
+
+
+@pytest.fixture(scope="module")
+def bayes_service(tmp_path_factory, schema_template):  # noqa: F811
+    """One small NUTS fit (conftest: 4 chains x 300/300), trained through the service."""
+    # 300/300 (the conftest default) gives max R-hat 1.013 with seed 0: the gate (<= 1.01)
+    # rightly rejects it, so this fit samples a little longer to earn the champion alias.
+    settings = _store(tmp_path_factory.mktemp("bayes"), schema_template, BAYES_WARMUP="400", BAYES_SAMPLES="500")
+    svc = ModelService(settings, alias_ttl_s=0.0)
+    svc.start().result(timeout=WAIT)
+    svc.retrain(STUB).result(timeout=WAIT)
+    info = svc.retrain("breast_cancer").result(timeout=600)  # the alias trains the Bayesian model
+    yield svc, info
+    svc.shutdown()
+
+
+def test_bayesian_champion_answers_cancer_predictions(bayes_service):
+    svc, info = bayes_service
+    status = svc.status()[BAYES]
+    assert info.name == BAYES and info.gate_passed, info.gate_reason
+    assert status.state == "loaded" and status.version == info.version
+    assert status.metrics["roc_auc"] >= 0.97
+    malignant, benign = cancer_rows()
+    high, low = svc.predict("breast_cancer", malignant), svc.predict(BAYES, benign)
+    assert not high.is_fallback and high.model_name == BAYES and high.model_version == info.version
+    assert high.probability > 0.5 > low.probability
+    assert high.lower <= high.probability <= high.upper and high.texture_group is not None
+    assert svc.serving("breast_cancer").name == BAYES
+
+
+def test_bayesian_artifacts_vanish_and_the_stub_answers_meanwhile(bayes_service, monkeypatch):
+    svc, info = bayes_service
+    folder = _artifact_folder(svc.registry, BAYES, info.version)
+    hold = threading.Event()
+
+    def wrapper(real):
+        def train(s, progress=None):
+            hold.wait(WAIT)  # keep the retrain running while we look at the fallback
+            raise RuntimeError("held retrain")
+        return train
+
+    patch_train(monkeypatch, BAYES, wrapper)
+    shutil.rmtree(folder)
+    try:
+        answer = svc.predict("breast_cancer", cancer_rows()[0])
+        assert answer.is_fallback and answer.model_name == STUB and answer.probability > 0.5
+        assert "artifacts" in svc.status()[BAYES].last_error
+        assert svc.status()[BAYES].state in ("queued", "training")
+    finally:
+        hold.set()
+    with pytest.raises(RuntimeError):
+        svc._futures[BAYES].result(timeout=WAIT)
+    assert svc.status()[BAYES].state == "failed"

@@ -8,11 +8,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import uuid
+
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from core.audit import AuditLog, clean_inputs, get_audit_log, summarize_result, version_of
 from core.errors import InvalidInput
+from tests.conftest import POSTGRES_ADMIN_URL
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,31 @@ class FakeCancer:
     probability_draws: object = field(default=None)
 
 
-@pytest.fixture
-def audit(tmp_path):
-    log = AuditLog(f"sqlite:///{tmp_path}/app.db")
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A database created for this module on the local server, dropped afterwards."""
+    name = f"cms_test_audit_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/app.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    log = AuditLog(url)
+    if request.param == "postgresql":
+        with log.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM prediction_audit"))
     yield log
+    log.flush()
     log.engine.dispose()
 
 

@@ -32,6 +32,9 @@ IRIS_FEATURES = [
 # is broken, not unlucky.
 IRIS_FLOORS = {"accuracy": 0.85, "f1_macro": 0.85}
 IRIS_LOG_LOSS_CEILING = 0.5
+# 50 trees: as accurate as 100 on iris, and half the per-prediction cost (sklearn loops
+# over trees in Python), which keeps p99 of one prediction well under 20 ms.
+N_TREES = 50
 
 
 class IrisPredictor:
@@ -94,7 +97,7 @@ def _make_pipeline(name: str) -> object:
     from sklearn.preprocessing import StandardScaler
 
     if name == "iris_random_forest":
-        return Pipeline([("forest", RandomForestClassifier(n_estimators=100, random_state=0))])
+        return Pipeline([("forest", RandomForestClassifier(n_estimators=N_TREES, random_state=0))])
     return Pipeline([("scale", StandardScaler()), ("logreg", LogisticRegression(C=1.0, max_iter=1000))])
 
 

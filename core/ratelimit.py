@@ -36,6 +36,10 @@ MAX_IDENTIFIER_CHARS = 256
 REDIS_TIMEOUT_S = 0.25  # a lost Redis must not hold a prediction for long
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 5.0
+# Per client address the login window admits this many times RATE_LIMIT_LOGIN: a ward
+# behind one NAT (or a proxy whose address Streamlit sees) must not lock everyone out,
+# while one address spraying many usernames is still capped.
+LOGIN_ADDRESS_FACTOR = 5
 
 # Token bucket over every key in KEYS: allowed only if each bucket holds a whole token,
 # and then one token is taken from each (so a request passes session AND user bucket).
@@ -81,18 +85,19 @@ return {allowed, remaining, wait_ms}
 """
 
 # Strict sliding window over every key in KEYS (a sorted set of attempt times): allowed
-# only if each key saw fewer than `limit` attempts in the last window; an allowed attempt
-# is added to every key, a refused one is not (so hammering does not extend the lock).
-# ARGV: limit, window_ms, unique member. Returns {allowed, remaining, retry_after_ms}.
+# only if each key saw fewer than its limit of attempts in the last window; an allowed
+# attempt is added to every key, a refused one is not (hammering does not extend the lock).
+# ARGV: window_ms, unique member, then one limit per key.
+# Returns {allowed, remaining (min over keys), retry_after_ms}.
 SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window_ms = tonumber(ARGV[2])
+local window_ms = tonumber(ARGV[1])
 local allowed = 1
 local wait_ms = 0
-local remaining = limit
+local remaining = nil
 for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 + i])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window_ms)
   local count = redis.call('ZCARD', KEYS[i])
   if count >= limit then
@@ -101,11 +106,11 @@ for i = 1, #KEYS do
     local until_free = tonumber(oldest[2]) + window_ms - now
     if until_free > wait_ms then wait_ms = until_free end
   end
-  if limit - count < remaining then remaining = limit - count end
+  if remaining == nil or limit - count < remaining then remaining = limit - count end
 end
 if allowed == 1 then
   for i = 1, #KEYS do
-    redis.call('ZADD', KEYS[i], now, ARGV[3])
+    redis.call('ZADD', KEYS[i], now, ARGV[2])
     redis.call('PEXPIRE', KEYS[i], window_ms)
   end
   remaining = remaining - 1
@@ -177,10 +182,22 @@ class _Scripts:
 class RateLimiter:
     """Token buckets for predictions, a sliding window for logins; thread-safe."""
 
-    def __init__(self, settings: Settings, *, key_prefix: str = "cms:rl", period_s: float = PREDICTION_PERIOD_S) -> None:
-        """period_s: time for an empty prediction bucket to refill (tests and benches shorten it)."""
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        key_prefix: str = "cms:rl",
+        period_s: float = PREDICTION_PERIOD_S,
+        address_factor: int = LOGIN_ADDRESS_FACTOR,
+    ) -> None:
+        """period_s: time for an empty prediction bucket to refill (tests and benches shorten
+        it). address_factor: a client address may make this many times RATE_LIMIT_LOGIN
+        attempts per window (many people can share one address behind NAT or a proxy)."""
         if not key_prefix or len(key_prefix) > 64:
             raise InvalidInput("key_prefix must be 1 to 64 characters.", field="key_prefix")
+        if not isinstance(address_factor, int) or not 1 <= address_factor <= 1000:
+            raise InvalidInput("address_factor must be a whole number from 1 to 1000.", field="address_factor")
+        self.address_factor = address_factor
         if not 0.001 <= period_s <= 86_400:
             raise InvalidInput("period_s must be between 0.001 and 86400 seconds.", field="period_s")
         self.period_s = float(period_s)
@@ -228,9 +245,11 @@ class RateLimiter:
         address = _check_identifier("client_address", client_address, required=False)
         assert user is not None
         keys = [f"{self.key_prefix}:login:user:{_key_part(user.lower())}"]
+        limits = [self.login_limit]
         if address:
             keys.append(f"{self.key_prefix}:login:addr:{_key_part(address)}")
-        args = [self.login_limit, int(self.login_window_s * 1000), uuid.uuid4().hex]
+            limits.append(self.login_limit * self.address_factor)
+        args = [int(self.login_window_s * 1000), uuid.uuid4().hex, *limits]
         return self._run("window", keys, args)
 
     def status(self) -> LimiterStatus:

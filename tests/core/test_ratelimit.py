@@ -165,10 +165,23 @@ def test_login_window_opens_after_window_and_refusals_do_not_extend_it(tmp_path,
 
 def test_login_counted_per_client_address(tmp_path, backend):
     limiter = _limiter(tmp_path, backend, RATE_LIMIT_LOGIN="3", RATE_LIMIT_LOGIN_WINDOW_S="20")
+    assert limiter.address_factor == 5
+    # one address may try 5 x 3 = 15 times in the window, over any usernames
+    assert all(limiter.check_login(f"user{i}", "203.0.113.7").allowed for i in range(15))
+    refused = limiter.check_login("user99", "203.0.113.7")
+    assert not refused.allowed and 19.0 <= refused.retry_after_s <= 20.0
+    # the same new username from another address is allowed
+    assert limiter.check_login("user99", "198.51.100.1").allowed
+
+
+def test_login_address_factor_one_counts_addresses_like_usernames(tmp_path, backend):
+    settings = make_settings(tmp_path, RATE_LIMIT_LOGIN="3", **({"REDIS_URL": REDIS_TEST_URL} if backend == "redis" else {}))
+    limiter = RateLimiter(settings, key_prefix=f"test:{uuid.uuid4().hex[:12]}", address_factor=1)
     assert all(limiter.check_login(f"user{i}", "203.0.113.7").allowed for i in range(3))
-    # a 4th username from the same address is refused; from another address it is not
     assert not limiter.check_login("user99", "203.0.113.7").allowed
     assert limiter.check_login("user99", "198.51.100.1").allowed
+    with pytest.raises(InvalidInput):
+        RateLimiter(settings, address_factor=0)
 
 
 @pytest.mark.parametrize(

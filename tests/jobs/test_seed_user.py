@@ -118,3 +118,18 @@ def test_runs_as_a_module(env):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["action"] == "created"
     assert _store(env).verify_password("m", "module password")
+
+
+def test_password_prompt_on_a_terminal(env, capsys, monkeypatch):
+    answers = iter(["typed password 1", "typed password 1", "one", "new password 22", "new password 33"])
+    monkeypatch.setattr(seed_user.getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(seed_user.sys.stdin, "isatty", lambda: True)
+    code, summary, out = _run(capsys, "--username", "tty", "--role", "analyst")
+    assert code == 0 and summary["password"] == "prompt" and "typed password 1" not in out
+    assert _store(env).verify_password("tty", "typed password 1")
+    # a too-short entry, then two entries that differ: refused, nothing changes
+    code, summary, _ = _run(capsys, "--username", "tty", "--role", "analyst", "--reset-password")
+    assert code == 2 and "too short" in summary["error"].lower()
+    code, summary, _ = _run(capsys, "--username", "tty", "--role", "analyst", "--reset-password")
+    assert code == 2 and "differ" in summary["error"]
+    assert _store(env).verify_password("tty", "typed password 1")

@@ -86,7 +86,7 @@ def test_retry_after_is_seconds_to_next_token(tmp_path):
         predict_for_user(FakeService(), limiter, None, username="u", session_id="s", model="iris_random_forest", values={})
     with pytest.raises(RateLimited, match=r"Try again in 1 s") as err:
         predict_for_user(FakeService(), limiter, None, username="u", session_id="s", model="iris_random_forest", values={})
-    assert 0.9 <= err.value.retry_after_s <= 1.0
+    assert 0.5 <= err.value.retry_after_s <= 1.0  # 1 s per token, less the time the 60 calls took
 
 
 def test_model_errors_are_audited_and_reraised(parts):

@@ -1,6 +1,7 @@
 """Rate limiter against real Redis (db 15) and the embedded fakeredis store: one suite."""
 from __future__ import annotations
 
+import math
 import multiprocessing
 import shutil
 import socket
@@ -48,8 +49,8 @@ def test_bucket_capacity_then_refused_with_retry_after(tmp_path, backend):
     assert [d.remaining for d in decisions[:3]] == [29, 28, 27]
     assert decisions[29].remaining == 0
     refused = decisions[30]
-    # 30 per minute refills one token every 2 s
-    assert 1.9 <= refused.retry_after_s <= 2.0
+    # 30 per minute refills one token every 2 s (less the refill while the 31 calls ran)
+    assert 1.0 <= refused.retry_after_s <= 2.0
     assert refused.remaining == 0
     assert decisions[0].retry_after_s == 0.0
     assert status_backend(limiter) == ("redis" if backend == "redis" else "embedded")
@@ -61,17 +62,17 @@ def status_backend(limiter: RateLimiter) -> str:
 
 
 def test_bucket_refills_at_its_rate(tmp_path, backend):
-    # 3 tokens per 0.3 s: one token every 100 ms
-    limiter = _limiter(tmp_path, backend, period_s=0.3, RATE_LIMIT_DEFAULT="3")
+    # 3 tokens per 1.5 s: one token every 0.5 s
+    limiter = _limiter(tmp_path, backend, period_s=1.5, RATE_LIMIT_DEFAULT="3")
     assert all(limiter.check_prediction("default", "s", "u").allowed for _ in range(3))
     refused = limiter.check_prediction("default", "s", "u")
     assert not refused.allowed
-    assert 0 < refused.retry_after_s <= 0.1
+    assert 0 < refused.retry_after_s <= 0.5
     time.sleep(refused.retry_after_s + 0.02)
     again = limiter.check_prediction("default", "s", "u")
     assert again.allowed
     # never more than capacity after a long idle time
-    time.sleep(0.5)
+    time.sleep(1.6)
     assert [limiter.check_prediction("default", "s", "u").allowed for _ in range(4)] == [True, True, True, False]
 
 
@@ -117,27 +118,38 @@ def _process_worker(root: str, prefix: str, index: int, barrier, results) -> Non
     limiter = RateLimiter(settings, key_prefix=prefix)
     limiter.check_login(f"warm-{index}", None)  # connect and load the scripts before the race
     barrier.wait()
-    start = time.monotonic()
+    start = time.time()
     admitted = sum(limiter.check_prediction("cancer", f"proc-{index}", "shared").allowed for _ in range(200))
-    results.put((admitted, time.monotonic() - start))
+    results.put((admitted, start, time.time()))
 
 
-def test_eight_processes_admit_exactly_capacity_on_redis(tmp_path, _flushed_redis):
+def _race_processes(root: str) -> tuple[int, float]:
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(8)
     results = ctx.Queue()
     prefix = f"test:{uuid.uuid4().hex[:12]}"
-    procs = [ctx.Process(target=_process_worker, args=(str(tmp_path), prefix, i, barrier, results)) for i in range(8)]
+    procs = [ctx.Process(target=_process_worker, args=(root, prefix, i, barrier, results)) for i in range(8)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
-    admitted = sum(a for a, _ in outcomes)
-    slowest = max(t for _, t in outcomes)
-    # the bucket refills one token per 2 s; the 1,600 attempts finish well within that
-    assert admitted == 30, f"admitted {admitted} in {slowest:.2f} s"
+    span = max(end for _, _, end in outcomes) - min(start for _, start, _ in outcomes)
+    return sum(a for a, _, _ in outcomes), span
+
+
+def test_eight_processes_admit_exactly_capacity_on_redis(tmp_path, _flushed_redis):
+    # 30 per minute refills one token every 2 s: "exactly 30" holds while the 1,600
+    # attempts take under 2 s (typically ~0.5 s here). On an overloaded machine a slower
+    # race is repeated rather than judged with a looser bound.
+    for _ in range(3):
+        admitted, span = _race_processes(str(tmp_path))
+        if span < 1.9:
+            assert admitted == 30, f"admitted {admitted} in {span:.2f} s"
+            return
+        assert 30 <= admitted <= 30 + math.ceil(span / 2), f"admitted {admitted} in {span:.2f} s"
+    pytest.fail(f"8 processes x 200 attempts never finished within 2 s (last took {span:.2f} s)")
 
 
 def test_login_window_is_strict_per_username(tmp_path, backend):

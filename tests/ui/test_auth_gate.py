@@ -176,14 +176,16 @@ def test_wrong_password_then_limiter_refuses_before_any_bcrypt(env):
 
 
 def test_no_permanent_lockout(tmp_path, monkeypatch):
-    e = Env(tmp_path, monkeypatch, RATE_LIMIT_LOGIN_WINDOW_S="1")
+    e = Env(tmp_path, monkeypatch, RATE_LIMIT_LOGIN_WINDOW_S="4")
     e.users.create_user("bob", PASSWORD, "analyst")
     at = e.session()
     for _ in range(3):
         at = _login(at, "bob", "wrong password")
     at = _login(at, "bob", PASSWORD)
-    assert any(t.startswith("Too many login attempts") for t in _texts(at, "error"))
-    time.sleep(1.1)
+    message = next(t for t in _texts(at, "error") if t.startswith("Too many login attempts"))
+    wait_s = int(message.split("Try again in ")[1].split(" s")[0])
+    assert 1 <= wait_s <= 4
+    time.sleep(wait_s + 0.1)
     at = _login(at, "bob", PASSWORD)
     assert _greeting(at) == "Hello bob (analyst)"
 

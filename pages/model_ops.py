@@ -17,6 +17,7 @@ POLL_IDLE_S = 10.0
 KEY_METRICS = ("accuracy", "roc_auc", "brier", "log_loss", "max_r_hat", "min_ess", "divergences")
 STATE_ICONS = {"loaded": "🟢", "training": "🟡", "queued": "🟡", "missing": "⚪", "failed": "🔴"}
 PRUNE_KEY = "ops_prune_report"
+RETRAIN_MSG_KEY = "ops_retrain_message"
 
 require_page("model_ops")
 
@@ -63,11 +64,27 @@ def _busy() -> bool:
         return False
 
 
+def _retrain(name: str) -> None:
+    """Button callback: queue a training and return at once (the pool runs it)."""
+    try:
+        state.service().retrain(name)
+        st.session_state[RETRAIN_MSG_KEY] = ("ok", f"{name}: training queued.")
+    except Exception as error:  # noqa: BLE001 - shown by the fragment as one message
+        st.session_state[RETRAIN_MSG_KEY] = ("error", error)
+
+
 @st.fragment(run_every=POLL_BUSY_S if _busy() else POLL_IDLE_S)
 def model_status() -> None:
     """Redrawn on its own every few seconds: progress of running trainings, retrain buttons."""
     service = state.service()
     statuses = service.status()
+    message = st.session_state.pop(RETRAIN_MSG_KEY, None)
+    if message is not None:
+        kind, payload = message
+        if kind == "ok":
+            st.toast(payload)
+        else:
+            show_error(payload, action="Retrain")
     champions: dict[str, str | None] = {}
     for name in statuses:
         try:
@@ -89,23 +106,23 @@ def model_status() -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="ops_status_table")
+    busy_any = False
     for name, s in statuses.items():
         if s.state in ("queued", "training"):
+            busy_any = True
             st.progress(min(max(s.progress, 0.0), 1.0), text=f"{name}: {s.state}, {s.progress:.0%} {s.progress_message}")
-    st.caption(f"Retraining runs in the background; this panel refreshes every {POLL_BUSY_S if _busy() else POLL_IDLE_S:g} s.")
+    st.caption(f"Retraining runs in the background; this panel refreshes every {POLL_BUSY_S if busy_any else POLL_IDLE_S:g} s.")
     buttons = st.columns(len(statuses) or 1)
     for column, (name, s) in zip(buttons, statuses.items()):
         busy = s.state in ("queued", "training")
-        if column.button(
+        column.button(
             f"Retrain {name}",
             key=f"ops_retrain_{name}",
             disabled=busy,
+            on_click=_retrain,
+            args=(name,),
             help="Already running" if busy else "Train a new version in the background; the champion moves only if it passes the quality gate.",
-        ):
-            with user_errors(f"Retrain {name}"):
-                service.retrain(name)  # returns at once: a future
-                st.toast(f"{name}: training queued.")
-                st.rerun(scope="fragment")
+        )
 
 
 st.subheader("Models")
@@ -139,8 +156,10 @@ else:
     promote_col, rollback_col = st.columns(2)
     with promote_col:
         candidates = [v.version for v in passing if champion is None or v.version != champion.version]
-        target = st.selectbox("Version to make champion", candidates, key="ops_promote_version", help="Only versions that passed the quality gate.")
-        if st.button("Promote to champion", key="ops_promote", disabled=not candidates):
+        target = st.selectbox(
+            "Version to make champion", candidates, key=f"ops_promote_version_{model}", help="Only versions that passed the quality gate."
+        )
+        if st.button("Promote to champion", key="ops_promote", disabled=target is None):
             with user_errors("Promote"):
                 state.registry().set_champion(model, target)
                 st.session_state["ops_flash"] = f"{model} version {target} is now champion."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -47,6 +48,7 @@ def main() -> None:
         read_dotenv=False,
     )
     results = {}
+    load_before = os.getloadavg()[0]
     print(f"{'model':<28}{'draws':>7}{'p50 ms':>10}{'p99 ms':>10}{'target p99':>12}")
     for name in MODEL_NAMES:
         spec = get_spec(name)
@@ -75,8 +77,12 @@ def main() -> None:
         }
         r = results[name]
         print(f"{name:<28}{draws or '-':>7}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}{'< ' + str(r['target_p99_ms']):>12}", flush=True)
-    print(f"(medians of {args.repeats} repeats x {args.n} single predictions)")
-    print(json.dumps({"bench": "predict", "n": args.n, "repeats": args.repeats, "models": results}))
+    load_after = os.getloadavg()[0]
+    print(f"(medians of {args.repeats} repeats x {args.n} single predictions; 1-min load average "
+          f"{load_before:.2f} before, {load_after:.2f} after, {os.cpu_count()} CPUs)")
+    summary = {"bench": "predict", "n": args.n, "repeats": args.repeats, "models": results,
+               "load_avg": [round(load_before, 2), round(load_after, 2)], "cpus": os.cpu_count()}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use NumPy only, over the stored posterior draws, so one prediction takes well un
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ from core.models._common import (
 )
 from core.models.types import CancerPrediction, Contribution, GateResult, Progress, TrainedModel
 from core.errors import ArtifactsMissing, TrainingFailed
+
+log = logging.getLogger(__name__)
 
 NAME = "breast_cancer_bayes"
 DATASET = "breast_cancer"
@@ -117,16 +120,17 @@ _COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
-_spans: list[tuple[float, float]] = []
-_spans_thread: dict[str, int | None] = {"id": None}
+# Per fitting thread (JAX compiles in the calling thread), so concurrent fits do not mix.
+_span_sinks: dict[int, list[tuple[float, float]]] = {}
 
 
 def _install_compile_timer() -> None:
     from jax import monitoring
 
     def listener(event: str, start: float, end: float, **kwargs: Any) -> None:
-        if event in _COMPILE_EVENTS and _spans_thread["id"] == threading.get_ident():
-            _spans.append((start, end))
+        sink = _span_sinks.get(threading.get_ident())
+        if sink is not None and event in _COMPILE_EVENTS:
+            sink.append((start, end))
 
     monitoring.register_event_time_span_listener(listener)
 
@@ -375,6 +379,12 @@ def fit(
     y = np.asarray(data.y_train, dtype=np.int32)
 
     chains = settings.bayes_chains
+    if env["devices"] < chains:
+        log.warning(
+            "JAX sees %d host devices for %d chains: chains will run one after another. Import core "
+            "before anything imports JAX (it sets XLA_FLAGS=--xla_force_host_platform_device_count).",
+            env["devices"], chains,
+        )
     report(progress, 0.05, f"compiling and sampling {chains} chains x {settings.bayes_warmup}+{settings.bayes_samples}")
     mcmc = MCMC(
         NUTS(model, target_accept_prob=TARGET_ACCEPT, dense_mass=DENSE_MASS),
@@ -384,8 +394,8 @@ def fit(
         chain_method="parallel",
         progress_bar=False,
     )
-    _spans.clear()
-    _spans_thread["id"] = threading.get_ident()
+    spans: list[tuple[float, float]] = []
+    _span_sinks[threading.get_ident()] = spans
     start = time.perf_counter()
     try:
         mcmc.run(
@@ -401,9 +411,9 @@ def fit(
     except Exception as exc:  # noqa: BLE001 - any sampler failure is a failed training
         raise TrainingFailed(f"NUTS failed: {type(exc).__name__}: {exc}") from exc
     finally:
-        _spans_thread["id"] = None
+        _span_sinks.pop(threading.get_ident(), None)
     total = time.perf_counter() - start
-    compile_s = min(_union_seconds(list(_spans)), total)
+    compile_s = min(_union_seconds(spans), total)
     sampling_s = total - compile_s
 
     report(progress, 0.8, "diagnostics")

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, object]]:
         settings = get_settings()
         logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        db = settings.sqlite_path()
+        if db is not None and not db.is_file():
+            # Opening it would create an empty store and "succeed" at pruning nothing: the
+            # classic cron mistake on Railway, where the volume belongs to the app service.
+            return 1, {"ok": False, "seconds": round(time.perf_counter() - started, 3),
+                       "error": f"no MLflow store at {db}: is the volume mounted in this service? "
+                                "(a Railway volume attaches to one service only)"}
         report = prune_store(settings, retain=args.retain, max_age_days=args.max_age_days,
                              dry_run=args.dry_run, vacuum_db=args.vacuum_db,
                              backend_store_uri=args.backend_store_uri)

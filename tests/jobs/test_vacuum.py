@@ -96,6 +96,11 @@ def test_failures_exit_one_with_a_json_line(store, tmp_path):
     code, line, _ = vacuum(tmp_path, RETAIN_RUNS_PER_MODEL="-3")  # bad setting: ConfigError
     assert code == 1 and "RETAIN_RUNS_PER_MODEL" in line["error"]
 
+    # An empty place (a cron service without the app's volume) is a failure, not a no-op.
+    code, line, _ = vacuum(tmp_path / "no-volume")
+    assert code == 1 and "no MLflow store" in line["error"]
+    assert not (tmp_path / "no-volume" / "mlflow.db").exists()
+
     # No tracking server listening there: the store cannot be read.
     code, line, _ = vacuum(tmp_path, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert code == 1 and line["ok"] is False and "Cannot read the MLflow store" in line["error"]

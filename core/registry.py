@@ -448,17 +448,20 @@ class Registry:
 @contextmanager
 def _global_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's SQL registry resolves a models:/<model_id> source through the process-global
-    tracking URI (an MLflow TODO), so point it at our store for that one call."""
-    with _global_uri_lock:
-        from mlflow.tracking._tracking_service import utils as tracking_utils
+    tracking URI (an MLflow TODO), so point that global at our store for this one call.
 
+    Sets MLflow's module variable directly: mlflow.set_tracking_uri() would also write
+    MLFLOW_TRACKING_URI into os.environ, which leaks into later settings (seen in tests).
+    """
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _global_uri_lock:
         previous = tracking_utils._tracking_uri
-        mlflow.set_tracking_uri(uri)
+        tracking_utils._tracking_uri = uri
         try:
             yield
         finally:
-            if previous is not None:
-                mlflow.set_tracking_uri(previous)
+            tracking_utils._tracking_uri = previous
 
 
 def _model_id_of(mv: Any) -> str | None:

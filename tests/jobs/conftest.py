@@ -1,0 +1,52 @@
+"""Fixtures for the job CLIs: a store in tmp_path, exposed through the environment."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def jobs_schema(tmp_path_factory) -> Path:
+    """An empty MLflow schema made once (creating one costs seconds per store)."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("jobs-schema")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def job_env(tmp_path, jobs_schema, monkeypatch) -> dict[str, str]:
+    """Environment of a separate store under tmp_path, set in os.environ for in-process
+    main() calls and returned for subprocesses."""
+    env = {
+        "APP_ENV": "test",
+        "DATA_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlartifacts"),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/app.db",
+        "BAYES_WARMUP": "300",
+        "BAYES_SAMPLES": "300",
+        "MLFLOW_GC_AFTER_TRAIN": "0",
+        "TRAIN_ON_START": "0",
+    }
+    shutil.copyfile(jobs_schema, tmp_path / "mlflow.db")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **env}
+
+
+@pytest.fixture
+def job_settings(job_env, tmp_path):
+    return make_settings(tmp_path)

@@ -13,22 +13,26 @@ PIP = ["mlflow", "scikit-learn", "skops", "numpy", "pandas"]
 
 
 def log_and_load(predictor, name: str, root: Path, with_config: bool):
-    """Log a predictor as a models-from-code pyfunc to a temp SQLite store and load it back."""
+    """Log a predictor as a models-from-code pyfunc to a temp SQLite store and load it back.
+
+    The process-wide tracking URI is restored afterwards so other tests are not affected."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     uri = f"sqlite:///{root}/m.db"
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name("t")
-    exp_id = exp.experiment_id if exp else client.create_experiment("t", artifact_location=(root / "art").as_uri())
-    artifacts = {k: str(v) for k, v in predictor.save(root / f"save-{name}").items()}
-    with mlflow.start_run(experiment_id=exp_id):
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=ENTRY,
-            artifacts=artifacts,
-            model_config={"model_name": name} if with_config else None,
-            pip_requirements=PIP,
-        )
-    return mlflow.pyfunc.load_model(info.model_uri)
+    with _use_tracking_uri(uri):
+        client = mlflow.MlflowClient(uri)
+        exp = client.get_experiment_by_name("t")
+        exp_id = exp.experiment_id if exp else client.create_experiment("t", artifact_location=(root / "art").as_uri())
+        artifacts = {k: str(v) for k, v in predictor.save(root / f"save-{name}").items()}
+        with mlflow.start_run(experiment_id=exp_id):
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=ENTRY,
+                artifacts=artifacts,
+                model_config={"model_name": name} if with_config else None,
+                pip_requirements=PIP,
+            )
+        return mlflow.pyfunc.load_model(info.model_uri)
 
 
 def known_cases() -> dict[int, dict[str, float]]:

@@ -163,4 +163,4 @@ def test_round_trip_through_mlflow(trained, tmp_path):
     )
     rich = loaded.unwrap_python_model().predictor
     assert rich.predict(X.iloc[0].to_dict()).probability == trained.predictor.predict(X.iloc[0].to_dict()).probability
-    mlflow.set_tracking_uri(None)
+    assert mlflow.get_tracking_uri() != f"sqlite:///{tmp_path}/m.db"  # restored for other tests

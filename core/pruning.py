@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ RUNNING_GRACE_S = 6 * 3600
 #: Walking a server's artifact proxy costs one request per folder: give up past this.
 MAX_PROXY_DIRS = 5000
 _PAGE = 1000
+#: One prune at a time per process: a purge takes every soft-deleted logged model left
+#: over, which must not race another prune between its deletes and its gc.
+_PRUNE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -403,8 +407,14 @@ def prune_model(
     passing version; delete the rest (version -> logged models -> run) and gc them.
 
     Raises PruneError only when it cannot start (unknown model, bad retain, store not
-    reachable); a failure while deleting or purging lands in report.errors."""
+    reachable); a failure while deleting or purging lands in report.errors. With
+    dry_run the deleted_* lists say what would go, and nothing is touched."""
     retain = _check_retain(settings, retain)
+    with _PRUNE_LOCK:
+        return _prune_model(settings, name, retain, dry_run, backend_store_uri)
+
+
+def _prune_model(settings: Settings, name: str, retain: int, dry_run: bool, backend_store_uri: str | None) -> PruneReport:
     start = time.perf_counter()
     report = PruneReport(scope=name, dry_run=dry_run, retain=retain)
     client = _client(settings)
@@ -417,8 +427,11 @@ def prune_model(
     report.usage_before = store_usage(settings)
     doomed_pairs, kept = _plan_model(index, name, retain)
     report.kept.extend(kept)
-    leftovers = _leftover_runs(client, index, model=name) if not dry_run else []
-    _execute(settings, client, index, name, doomed_pairs, report, dry_run, leftovers, backend_store_uri)
+    try:
+        leftovers = _leftover_runs(client, index, model=name) if not dry_run else []
+        _execute(settings, client, index, name, doomed_pairs, report, dry_run, leftovers, backend_store_uri)
+    except Exception as exc:  # noqa: BLE001 - deletes may have begun: report, never raise
+        report.errors.append(f"prune of {name} stopped: {type(exc).__name__}: {exc}")
     report.seconds = time.perf_counter() - start
     log.info("prune %s: %s", name, report.summary())
     return report
@@ -437,6 +450,12 @@ def prune_store(
         max_age_days = DEFAULT_ORPHAN_MAX_AGE_DAYS
     if max_age_days < 0:
         raise PruneError(f"max_age_days={max_age_days} is negative: use 0 or more days.")
+    with _PRUNE_LOCK:
+        return _prune_store(settings, retain, max_age_days, dry_run, vacuum_db, backend_store_uri)
+
+
+def _prune_store(settings: Settings, retain: int, max_age_days: float, dry_run: bool, vacuum_db: bool,
+                 backend_store_uri: str | None) -> PruneReport:
     start = time.perf_counter()
     report = PruneReport(scope="store", dry_run=dry_run, retain=retain)
     client = _client(settings)
@@ -454,7 +473,10 @@ def prune_store(
         raise
     except Exception as exc:  # noqa: BLE001
         raise PruneError(f"Cannot read the MLflow store at {_redacted(settings)}: {exc}") from exc
-    _execute_many(settings, client, index, doomed, orphans, report, dry_run, leftovers, backend_store_uri)
+    try:
+        _execute_many(settings, client, index, doomed, orphans, report, dry_run, leftovers, backend_store_uri)
+    except Exception as exc:  # noqa: BLE001 - deletes may have begun: report, never raise
+        report.errors.append(f"store prune stopped: {type(exc).__name__}: {exc}")
     if vacuum_db and not dry_run:
         _vacuum_sqlite(settings, report)
         report.usage_after = store_usage(settings)

@@ -73,14 +73,16 @@ def load_dataset(name: str) -> Dataset:
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=y
     )
+    y_train, y_test = np.array(y_train, dtype=int), np.array(y_test, dtype=int)
+    y_train.flags.writeable = y_test.flags.writeable = False  # shared by every caller
     return Dataset(
         name=name,
         feature_names=tuple(X.columns),
         target_names=target_names,
         X_train=X_train.reset_index(drop=True),
         X_test=X_test.reset_index(drop=True),
-        y_train=np.asarray(y_train, dtype=int),
-        y_test=np.asarray(y_test, dtype=int),
+        y_train=y_train,
+        y_test=y_test,
     )
 
 

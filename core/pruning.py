@@ -603,7 +603,8 @@ def _purge(settings: Settings, client: Any, runs: list[str], models: list[str], 
         return
     tracking = settings.mlflow_tracking_uri
     if _is_server(settings) and not backend_store_uri:
-        _purge_via_proxy(plan, report)
+        with _tracking_uri(tracking):  # mlflow-artifacts:/ URIs resolve through it
+            _purge_via_proxy(plan, report)
         return
     backend = backend_store_uri or tracking
     args = ["--backend-store-uri", backend, "--tracking-uri", tracking]

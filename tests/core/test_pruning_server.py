@@ -104,6 +104,9 @@ def test_prune_through_the_server_keeps_champion_and_frees_proxied_artifacts(ser
     assert pruned_bytes > 0
     dest_before = folder_bytes(dest)
 
+    import mlflow
+
+    mlflow.set_tracking_uri(None)  # pruning must not lean on the process-wide URI
     report = prune_model(settings, IRIS, retain=2)
 
     assert report.ok, report.errors

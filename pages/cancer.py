@@ -48,7 +48,8 @@ def _step(info) -> float:
 
 
 def _format(step: float) -> str:
-    decimals = max(0, -int(math.floor(math.log10(step))))
+    """One decimal more than the step, so a median such as 14.98 shows as it is."""
+    decimals = max(0, -int(math.floor(math.log10(step)))) + 1
     return f"%.{decimals}f"
 
 

@@ -44,6 +44,7 @@ for i, info in enumerate(infos):
             min_value=float(info.train_min),
             max_value=float(info.train_max),
             step=0.1,
+            format="%.1f",
             key=slider_key,
             help=help_text,
             on_change=_copy,

@@ -44,22 +44,18 @@ def probability_distribution(prediction: "CancerPrediction") -> go.Figure | None
     draws = np.asarray(draws, dtype=float).reshape(-1)
     source = "bootstrap" if prediction.is_fallback else "posterior"
     fig = go.Figure(go.Histogram(x=draws, nbinsx=40, histnorm="probability density", marker_color="#6baed6", name="draws"))
-    fig.add_vrect(
-        x0=prediction.lower,
-        x1=prediction.upper,
-        fillcolor="#fdae6b",
-        opacity=0.25,
-        line_width=0,
-        annotation_text=f"{prediction.credible_mass:.0%} interval",
-        annotation_position="top left",
-    )
-    fig.add_vline(x=prediction.probability, line_color="#d62728", annotation_text=f"{prediction.probability:.1%}")
+    fig.add_vrect(x0=prediction.lower, x1=prediction.upper, fillcolor="#fdae6b", opacity=0.25, line_width=0)
+    fig.add_vline(x=prediction.probability, line_color="#d62728")
     fig.update_layout(
-        title=f"Distribution of the probability of malignancy ({source}, {draws.size} draws)",
+        title=(
+            f"Distribution of the probability of malignancy ({source}, {draws.size} draws)<br>"
+            f"<sup>red line: estimate {prediction.probability:.1%}; shaded: {prediction.credible_mass:.0%} interval "
+            f"{prediction.lower:.1%} to {prediction.upper:.1%}</sup>"
+        ),
         xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability of malignancy"},
         yaxis_title="density",
-        height=320,
-        margin=_MARGIN,
+        height=340,
+        margin={**_MARGIN, "t": 70},
         showlegend=False,
     )
     return fig

@@ -22,9 +22,9 @@ def test_status_table_shows_every_model(app, studio):
     )
     at = _open(app)
     assert not at.exception
-    table = at.dataframe[0].value
-    assert list(table["model"]) == list(studio.service.status())
-    row = table.set_index("model").loc["breast_cancer_bayes"]
+    table = at.table[0].value
+    assert list(table.index) == list(studio.service.status())
+    row = table.loc["breast_cancer_bayes"]
     assert row["state"] == "🟢 loaded" and row["serving version"] == "1" and row["champion"] == "1"
     assert row["trained at"] == "2025-10-09 08:53:20 UTC"
     assert "roc_auc 0.99" in row["key metrics"]
@@ -37,7 +37,7 @@ def test_retrain_returns_at_once_and_the_panel_shows_progress(app, studio):
     at.button(key="ops_retrain_iris_random_forest").click().run()
     assert not at.exception
     assert studio.service.retrained == ["iris_random_forest"]
-    table = at.dataframe[0].value.set_index("model")
+    table = at.table[0].value
     assert table.loc["iris_random_forest", "state"] == "🟡 queued"
     assert at.button(key="ops_retrain_iris_random_forest").disabled
     assert [p.value for p in at.get("progress")] == [0]
@@ -46,14 +46,14 @@ def test_retrain_returns_at_once_and_the_panel_shows_progress(app, studio):
         studio.service._status["iris_random_forest"], state="training", progress=0.5, progress_message="fitting"
     )
     at.run()
-    assert at.dataframe[0].value.set_index("model").loc["iris_random_forest", "state"] == "🟡 training"
+    assert at.table[0].value.loc["iris_random_forest", "state"] == "🟡 training"
     assert "fitting" in at.get("progress")[0].proto.text
 
 
 def test_registry_versions_promote_and_roll_back(app, studio):
     at = _open(app)
     at.selectbox(key="ops_registry_model").set_value("breast_cancer_bayes").run()
-    versions = at.dataframe[1].value
+    versions = at.dataframe[0].value
     assert list(versions["version"]) == ["3", "2", "1"]
     assert list(versions["aliases"]) == ["", "", "champion"]
     assert list(versions["gate"]) == ["rejected", "passed", "passed"]
@@ -63,7 +63,7 @@ def test_registry_versions_promote_and_roll_back(app, studio):
     at.button(key="ops_promote").click().run()
     assert studio.service.registry.set_calls == [("breast_cancer_bayes", "2")]
     assert "breast_cancer_bayes version 2 is now champion." in texts(at, "success")
-    assert list(at.dataframe[1].value["aliases"]) == ["", "champion", ""]
+    assert list(at.dataframe[0].value["aliases"]) == ["", "champion", ""]
     rollback = at.button(key="ops_rollback")
     assert rollback.label == "Roll back to version 1" and not rollback.disabled
     rollback.click().run()

@@ -266,6 +266,13 @@ class ModelService:
             if raise_errors:
                 raise
             return None
+        except Exception as error:  # store busy/unreachable: keep serving what is loaded
+            if raise_errors:
+                raise
+            log.warning("cannot load %s version %s (%s); serving what is loaded", name, version, _describe(error))
+            self._update(name, last_error=f"cannot load version {version}: {_describe(error)}")
+            with self._lock:
+                return self._serving.get(name)
         with self._lock:
             previous = self._serving.get(name)
             self._serving[name] = loaded

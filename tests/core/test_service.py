@@ -368,3 +368,16 @@ def test_bayesian_artifacts_vanish_and_the_stub_answers_meanwhile(bayes_service,
     with pytest.raises(RuntimeError):
         svc._futures[BAYES].result(timeout=WAIT)
     assert svc.status()[BAYES].state == "failed"
+
+
+def test_an_unreadable_store_keeps_the_loaded_model_serving(service, monkeypatch):
+    service.retrain(IRIS).result(timeout=WAIT)
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(service.registry, "load_version", locked)
+    assert service.predict(IRIS, iris_row()).model_version == "1"
+    assert "database is locked" in service.status()[IRIS].last_error
+    monkeypatch.setattr(service.registry, "champion_version", locked)
+    assert service.predict(IRIS, iris_row()).model_version == "1"

@@ -135,7 +135,7 @@ if st.button("Estimate probability", type="primary", key="cancer_predict"):
         st.session_state[RESULT_KEY] = {
             "values": dict(values),
             "prediction": prediction,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "case": case,
         }
 
@@ -204,7 +204,10 @@ if result:
     if result.get("case"):
         truth = result["case"]["truth"]
         st.info(f"True diagnosis of held-out case #{result['case']['index']}: **{truth}**.", icon="🔎")
-    st.caption(f"Model `{p.model_name}`, version {version}." + (f" {p.note}" if getattr(p, "note", "") else ""))
+    st.caption(
+        f"Model `{p.model_name}`, version {version}; answered at {result['time'][11:23]} UTC."
+        + (f" {p.note}" if getattr(p, "note", "") else "")
+    )
     figure = charts.probability_distribution(p)
     if figure is not None:
         st.plotly_chart(figure, key="cancer_draws_chart")

@@ -1,6 +1,8 @@
 """Iris species: four measurements in, predicted species and class probabilities out."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import streamlit as st
 
 from core.data import feature_info
@@ -76,7 +78,12 @@ if st.button("Predict species", type="primary", key="iris_predict"):
             model=model,
             values=values,
         )
-        st.session_state[RESULT_KEY] = {"model": model, "values": dict(values), "prediction": prediction}
+        st.session_state[RESULT_KEY] = {
+            "model": model,
+            "values": dict(values),
+            "prediction": prediction,
+            "time": datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
+        }
 
 result = st.session_state.get(RESULT_KEY)
 if result:
@@ -90,4 +97,4 @@ if result:
     version = prediction.model_version or "unregistered"
     model_col.metric("Model", MODELS.get(prediction.model_name, prediction.model_name), f"version {version}", delta_color="off", delta_arrow="off")
     st.plotly_chart(charts.class_probabilities(prediction), key="iris_chart")
-    st.caption(f"Model `{prediction.model_name}`, version {version}.")
+    st.caption(f"Model `{prediction.model_name}`, version {version}; answered at {result['time']} UTC.")

@@ -110,7 +110,8 @@ def model_status() -> None:
     for name, s in statuses.items():
         if s.state in ("queued", "training"):
             busy_any = True
-            st.progress(min(max(s.progress, 0.0), 1.0), text=f"{name}: {s.state}, {s.progress:.0%} {s.progress_message}")
+            detail = f" ({s.progress_message})" if s.progress_message and s.progress_message != s.state else ""
+            st.progress(min(max(s.progress, 0.0), 1.0), text=f"{name}: {s.state}, {s.progress:.0%}{detail}")
     st.caption(f"Retraining runs in the background; this panel refreshes every {POLL_BUSY_S if busy_any else POLL_IDLE_S:g} s.")
     buttons = st.columns(len(statuses) or 1)
     for column, (name, s) in zip(buttons, statuses.items()):
@@ -216,12 +217,10 @@ try:
 except Exception as error:  # noqa: BLE001
     show_error(error, action="Rate limiter status")
 else:
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Backend", limiter_status.backend)
     cols[1].metric("State", "degraded" if limiter_status.degraded else "healthy")
-    cols[2].metric(
-        "Limits per minute",
-        f"{settings.rate_limit_default} / {settings.rate_limit_cancer} cancer",
-        help=f"Login: {settings.rate_limit_login} attempts per {settings.rate_limit_login_window_s} s.",
-    )
+    cols[2].metric("Predictions per minute", settings.rate_limit_default, help="Per user and per browser session.")
+    cols[3].metric("Cancer predictions per minute", settings.rate_limit_cancer, help="Per user and per browser session.")
+    st.caption(f"Login: at most {settings.rate_limit_login} attempts per {settings.rate_limit_login_window_s} s per username and per address.")
     (st.warning if limiter_status.degraded else st.caption)(limiter_status.detail or "")

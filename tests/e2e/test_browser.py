@@ -138,7 +138,7 @@ def test_cancer_prediction_matches_the_bayesian_champion(page, registry):
     expected = champion.predictor.predict({i.name: i.median for i in infos})
     assert shown == f"{expected.probability:.1%}"
     assert interval == f"{expected.lower:.1%} – {expected.upper:.1%}"
-    assert page.get_by_text(f"Model breast_cancer_bayes, version {champion.version}.").count() == 1
+    assert page.get_by_text(re.compile(rf"^Model breast_cancer_bayes, version {champion.version}; answered at")).count() == 1
     assert page.get_by_text("Fallback answer").count() == 0
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length == 2")  # posterior of p, contributions
     page.get_by_test_id("stDownloadButton").filter(has_text="Download this result (CSV)").wait_for()

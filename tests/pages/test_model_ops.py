@@ -111,7 +111,8 @@ def test_rate_limiter_state(app, studio):
     at = _open(app)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Backend"] == "embedded" and metrics["State"] == "healthy"
-    assert metrics["Limits per minute"] == f"{studio.settings.rate_limit_default} / {studio.settings.rate_limit_cancer} cancer"
+    assert metrics["Predictions per minute"] == str(studio.settings.rate_limit_default)
+    assert metrics["Cancer predictions per minute"] == str(studio.settings.rate_limit_cancer)
 
 
 @pytest.mark.parametrize("role", ["clinician", "analyst"])

@@ -65,8 +65,25 @@ def test_help_exits_zero():
         assert flag in result.stdout
 
 
-def test_dry_run_then_vacuum_then_nothing_left(store):
-    code, line, _ = vacuum(store, "--retain", "2", "--dry-run")
+def vacuum_here(root: Path, monkeypatch, capsys, *args: str, **extra: str) -> tuple[int, dict]:
+    """The same job in this process (no interpreter start, MLflow already imported)."""
+    from core.config import reset_settings_cache
+    from jobs.vacuum import main
+
+    reset_settings_cache()
+    for key in [k for k in os.environ if k.startswith(("MLFLOW_", "RETAIN_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env_for(root, **extra).items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    code = main(list(args))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    return code, json.loads(lines[0])
+
+
+def test_dry_run_then_vacuum_then_nothing_left(store, monkeypatch, capsys):
+    code, line = vacuum_here(store, monkeypatch, capsys, "--retain", "2", "--dry-run")
     assert code == 0 and line["ok"] and line["dry_run"]
     assert (line["deleted_versions"], line["deleted_runs"], line["deleted_logged_models"]) == (3, 3, 3)
     assert line["bytes_before"] == line["bytes_after"]
@@ -82,25 +99,26 @@ def test_dry_run_then_vacuum_then_nothing_left(store):
     assert "permanently deleted" in stderr  # gc's own lines went to stderr, not the JSON line
     assert versions(store) == ["1", "5", "6"]  # champion v1 + newest 2
 
-    code, line, _ = vacuum(store, "--retain", "2")
+    code, line = vacuum_here(store, monkeypatch, capsys, "--retain", "2")
     assert code == 0 and line["deleted_runs"] == 0 and line["freed_bytes"] == 0
 
 
-def test_failures_exit_one_with_a_json_line(store, tmp_path):
-    code, line, _ = vacuum(store, "--retain", "0")
+def test_failures_exit_one_with_a_json_line(store, tmp_path, monkeypatch, capsys):
+    code, line = vacuum_here(store, monkeypatch, capsys, "--retain", "0")
     assert code == 1 and line["ok"] is False and "keep at least 1" in line["error"]
 
-    code, line, _ = vacuum(store, "--retain", "many")
+    code, line = vacuum_here(store, monkeypatch, capsys, "--retain", "many")
     assert code == 1 and line["ok"] is False
 
-    code, line, _ = vacuum(tmp_path, RETAIN_RUNS_PER_MODEL="-3")  # bad setting: ConfigError
+    code, line = vacuum_here(tmp_path, monkeypatch, capsys, RETAIN_RUNS_PER_MODEL="-3")  # ConfigError
     assert code == 1 and "RETAIN_RUNS_PER_MODEL" in line["error"]
 
     # An empty place (a cron service without the app's volume) is a failure, not a no-op.
-    code, line, _ = vacuum(tmp_path / "no-volume")
+    code, line = vacuum_here(tmp_path / "no-volume", monkeypatch, capsys)
     assert code == 1 and "no MLflow store" in line["error"]
     assert not (tmp_path / "no-volume" / "mlflow.db").exists()
 
     # No tracking server listening there: the store cannot be read.
-    code, line, _ = vacuum(tmp_path, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    code, line = vacuum_here(tmp_path, monkeypatch, capsys, MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+                             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert code == 1 and line["ok"] is False and "Cannot read the MLflow store" in line["error"]

@@ -20,11 +20,11 @@ STUB = "breast_cancer_stub"
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(tmp_path_factory):
     """Train each cheap model once; every test logs these as fresh versions."""
     from core.models import get_spec
 
-    settings = make_settings(Path("/tmp/cms-prune-train-unused"))
+    settings = make_settings(tmp_path_factory.mktemp("prune-train"))
     return {name: get_spec(name).train(settings) for name in (IRIS, STUB)}
 
 

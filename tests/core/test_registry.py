@@ -27,9 +27,25 @@ def trained_iris(tmp_path_factory):
     return get_spec(IRIS).train(make_settings(tmp_path_factory.mktemp("fit")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_stub(tmp_path_factory):
+    """One real fit of the stub (its bootstrap takes seconds here), reused by tests about
+    logging, loading and orchestration rather than about fitting."""
     return get_spec(STUB).train(make_settings(tmp_path_factory.mktemp("fit")))
+
+
+def use_fit(monkeypatch, trained) -> None:
+    """Make the spec of trained.name return this fit (reporting progress like a real one)."""
+    import core.models
+
+    spec = core.models._SPECS[trained.name]
+
+    def train_fn(settings, progress=None):
+        if progress:
+            progress(0.5, "fitting (cached fit)")
+        return trained
+
+    monkeypatch.setitem(core.models._SPECS, trained.name, dataclasses.replace(spec, train_fn=train_fn))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from core.models.types import GateResult
 from core.registry import Registry, _local_path
 from core.service import ModelService, ServiceHealth
 from tests.conftest import make_settings
-from tests.core.test_registry import schema_template  # noqa: F401  - fixture
+from tests.core.test_registry import schema_template, trained_stub, use_fit  # noqa: F401  - fixtures
 
 IRIS = "iris_logistic_regression"
 STUB = "breast_cancer_stub"
@@ -34,6 +34,12 @@ def _store(root: Path, template: Path, **overrides: str):
 @pytest.fixture
 def settings(tmp_path, schema_template):  # noqa: F811
     return _store(tmp_path, schema_template)
+
+
+@pytest.fixture(autouse=True)
+def _cached_stub_fit(monkeypatch, trained_stub):  # noqa: F811
+    """The stub's real fit once per session; these tests are about orchestration."""
+    use_fit(monkeypatch, trained_stub)
 
 
 @pytest.fixture

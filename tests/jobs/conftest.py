@@ -50,3 +50,25 @@ def job_env(tmp_path, jobs_schema, monkeypatch) -> dict[str, str]:
 @pytest.fixture
 def job_settings(job_env, tmp_path):
     return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def stub_fit(tmp_path_factory):
+    """One real fit of the stub per session (its bootstrap takes seconds here)."""
+    from core.models import get_spec
+
+    return get_spec("breast_cancer_stub").train(make_settings(tmp_path_factory.mktemp("stub-fit")))
+
+
+@pytest.fixture
+def cached_stub_fit(monkeypatch, stub_fit):
+    """(Opt in with usefixtures.) In-process trainings of the stub return the session's fit: these tests are about
+    the jobs' behaviour, not about fitting (the CLI subprocess test trains for real)."""
+    import dataclasses
+
+    import core.models
+
+    spec = core.models._SPECS["breast_cancer_stub"]
+    monkeypatch.setitem(
+        core.models._SPECS, "breast_cancer_stub", dataclasses.replace(spec, train_fn=lambda settings, progress=None: stub_fit)
+    )

@@ -14,10 +14,12 @@ from core.registry import Registry
 from jobs import predict
 from tests.jobs.conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("cached_stub_fit")
+
 
 @pytest.fixture
-def stub_store(job_settings):
-    Registry(job_settings).log_training(get_spec("breast_cancer_stub").train(job_settings))
+def stub_store(job_settings, stub_fit):
+    Registry(job_settings).log_training(stub_fit)
     return job_settings
 
 
@@ -50,26 +52,29 @@ def test_cancer_csv_with_bad_rows_scores_the_rest(stub_store, tmp_path, capsys):
         assert (probability > 0.5) == bool(labels[int(row["row"])])
 
 
-def test_iris_csv_all_good_exits_0_with_class_probabilities(job_settings, tmp_path):
+def test_iris_csv_all_good_exits_0_with_class_probabilities(job_settings, tmp_path, capsys):
     Registry(job_settings).log_training(get_spec("iris_logistic_regression").train(job_settings))
     ds = load_dataset("iris")
     ds.X_test.head(5).to_csv(tmp_path / "iris.csv", index=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.predict", "--model", "iris_logistic_regression", "--csv", str(tmp_path / "iris.csv")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    code = predict.main(["--model", "iris_logistic_regression", "--csv", str(tmp_path / "iris.csv")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
     from io import StringIO
 
-    out = pd.read_csv(StringIO(done.stdout), keep_default_na=False)
+    out = pd.read_csv(StringIO(captured.out), keep_default_na=False)  # CSV on stdout
     probability_columns = [c for c in out.columns if c.startswith("probability_")]
     assert len(probability_columns) == 3 and len(out) == 5
     assert (out[probability_columns].sum(axis=1).round(6) == 1.0).all()
     best = out[probability_columns].to_numpy().argmax(axis=1)
     assert list(out["label"]) == [probability_columns[i].removeprefix("probability_") for i in best]
     assert set(out["label"]) <= set(ds.target_names) and (out["error"] == "").all()
-    summary = json.loads(done.stderr.strip().splitlines()[-1])  # CSV on stdout, summary on stderr
+    summary = json.loads(captured.err.strip().splitlines()[-1])  # summary on stderr
     assert summary["ok"] and summary["version"] == "1"
+
+
+def test_cli_help_names_the_exit_codes():
+    done = subprocess.run([sys.executable, "-m", "jobs.predict", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--csv" in done.stdout and "Exit codes" in done.stdout
 
 
 def test_no_serving_model_exits_1(job_settings, tmp_path, capsys):

@@ -14,6 +14,8 @@ from core.registry import Registry
 from jobs import train
 from tests.jobs.conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("cached_stub_fit")
+
 IRIS = "iris_logistic_regression"
 STUB = "breast_cancer_stub"
 

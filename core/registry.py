@@ -131,6 +131,19 @@ class Registry:
         key = (self.settings.mlflow_tracking_uri, self.settings.mlflow_registry_uri)
         if self._experiment_id is not None and key in _stores_ready:
             return self._experiment_id
+        try:
+            return self._open_store(key)
+        except StudioError:
+            raise
+        except Exception as error:
+            uri = self.settings.redacted()["mlflow_tracking_uri"]
+            log.exception("cannot open the MLflow store %s", uri)
+            raise ModelUnavailable(
+                f"The MLflow store {uri} cannot be opened ({type(error).__name__}: {error}); "
+                "check MLFLOW_TRACKING_URI and that the database or server is reachable."
+            ) from error
+
+    def _open_store(self, key: tuple[str, str]) -> str:
         with _store_lock, self._file_lock():
             if self._client is None:
                 # MlflowClient() opens the store, and a SQLite store creates or migrates

@@ -99,7 +99,10 @@ class ModelService:
                 self._update(name, last_error=f"registry unreachable: {error}")
                 continue
             if version is None:
-                self._update(name, state="missing", version=None)
+                with self._lock:
+                    running = self._futures.get(name)
+                    if running is None or running.done():  # a retrain asked meanwhile stays queued
+                        self._update(name, state="missing", version=None)
                 if self.settings.train_on_start:
                     self.retrain(name)
                 continue

@@ -252,3 +252,10 @@ def test_fresh_store_created_by_racing_threads_and_processes(tmp_path):
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _, err in outputs]
     assert len({out.strip().splitlines()[-1] for out, _ in outputs}) == 1
+
+
+def test_an_unopenable_store_is_a_typed_error(tmp_path):
+    (tmp_path / "plainfile").write_text("not a folder")
+    settings = make_settings(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/plainfile/mlflow.db")
+    with pytest.raises(ModelUnavailable, match="cannot be opened.*MLFLOW_TRACKING_URI"):
+        Registry(settings).ensure_store()

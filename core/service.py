@@ -205,8 +205,12 @@ class ModelService:
             from core.pruning import prune_model
 
             report = prune_model(self.settings, name)
-            summary = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {"report": repr(report)}
-            self._update(name, last_prune={"ok": True, "at": at, "report": summary})
+            for deleted in report.deleted_versions:  # 'name/version'
+                model, _, version = deleted.rpartition("/")
+                self.registry.evict(model, version)
+            if not report.ok:
+                log.warning("pruning %s reported errors: %s", name, "; ".join(report.errors))
+            self._update(name, last_prune={"ok": report.ok, "at": at, "report": report.summary()})
         except Exception as error:  # ImportError included: pruning is optional here
             log.warning("pruning %s failed: %s", name, _describe(error))
             self._update(name, last_prune={"ok": False, "at": at, "error": _describe(error)})

@@ -270,22 +270,26 @@ def test_a_champion_moved_elsewhere_is_picked_up_without_restart(service, settin
 
 
 def test_prune_after_training_records_report_or_error(tmp_path, schema_template, monkeypatch):  # noqa: F811
-    settings = _store(tmp_path, schema_template, MLFLOW_GC_AFTER_TRAIN="1")
-
-    @dataclasses.dataclass
-    class FakeReport:
-        deleted_versions: list
-
-    calls: list[str] = []
-    fake = type(sys)("core.pruning")
-    fake.prune_model = lambda s, name: calls.append(name) or FakeReport(deleted_versions=[])
-    monkeypatch.setitem(sys.modules, "core.pruning", fake)
+    settings = _store(tmp_path, schema_template, MLFLOW_GC_AFTER_TRAIN="1", RETAIN_RUNS_PER_MODEL="1")
     svc = ModelService(settings, alias_ttl_s=0.0)
     try:
-        svc.retrain(IRIS).result(timeout=WAIT)
+        first = svc.retrain(IRIS).result(timeout=WAIT)
         wait_for(lambda: svc.status()[IRIS].last_prune is not None)
-        assert calls == [IRIS]
-        assert svc.status()[IRIS].last_prune["ok"] and svc.status()[IRIS].last_prune["report"] == {"deleted_versions": []}
+        assert svc.status()[IRIS].last_prune["ok"]
+        assert svc.status()[IRIS].last_prune["report"]["deleted_versions"] == 0
+        svc.predict(IRIS, iris_row())  # loads (and caches) the first champion
+        svc.status()[IRIS].last_prune.clear()
+
+        second = svc.retrain(IRIS).result(timeout=WAIT)
+        wait_for(lambda: svc.status()[IRIS].last_prune.get("report", {}).get("deleted_versions") == 1)
+        report = svc.status()[IRIS].last_prune["report"]
+        assert svc.status()[IRIS].last_prune["ok"] and report["deleted_version_ids"] == [f"{IRIS}/{first.version}"]
+        assert (IRIS, str(first.version)) not in svc.registry.cached_versions()
+        assert [v.version for v in svc.registry.list_versions(IRIS)] == [str(second.version)]
+        assert svc.predict(IRIS, iris_row()).model_version == str(second.version)
+
+        fake = type(sys)("core.pruning")
+        monkeypatch.setitem(sys.modules, "core.pruning", fake)
 
         def broken(s, name):
             raise OSError("disk on fire")

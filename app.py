@@ -26,10 +26,7 @@ PAGES = (
     ("audit", "pages/audit.py", "Audit trail", "📜", "Admin"),
 )
 
-try:
-    state.service()  # start loading and training at once, even before anyone logs in
-except Exception as error:  # noqa: BLE001 - a broken store shows one message, the app still draws
-    show_error(error, action="Starting the model service")
+state.warm_up()  # loads champions and starts missing trainings in the background, before anyone logs in
 
 user = require_user()  # draws the login form and stops the run until someone is logged in
 
@@ -44,5 +41,8 @@ with st.sidebar:
     st.caption(f"Signed in as `{user.username}` · role **{user.role}**")
     logout_button()
 
-service_banner(show_errors=user.role == "admin")
+try:
+    service_banner(show_errors=user.role == "admin")
+except Exception as error:  # noqa: BLE001 - a broken store shows one message, the page still draws
+    show_error(error, action="Model service")
 page.run()

@@ -8,6 +8,8 @@ therefore look them up through the module (``from ui import state``) at run time
 """
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from core.service import ModelService
 
 SESSION_ID_KEY = "_cms_session_id"
+log = logging.getLogger(__name__)
+_warm_up_lock = threading.Lock()
+_warm_up_started = False
 
 
 def settings() -> "Settings":
@@ -44,6 +49,31 @@ def _started_service() -> "ModelService":
     service = get_service()  # started: loads champions, schedules missing training
     service.attach_limiter(limiter())
     return service
+
+
+def warm_up() -> None:
+    """Start the model service in a background thread, once per process.
+
+    Importing MLflow and starting the service takes seconds on a cold process; done here,
+    the first page (the login form) draws at once while champions load and missing
+    models start training. service() later returns the same process singleton.
+    """
+    global _warm_up_started
+    with _warm_up_lock:
+        if _warm_up_started:
+            return
+        _warm_up_started = True
+
+    def run() -> None:
+        try:
+            from core.ratelimit import get_limiter
+            from core.service import get_service
+
+            get_service().attach_limiter(get_limiter())
+        except Exception:  # noqa: BLE001 - the pages show the error when they ask for the service
+            log.exception("model service warm-up failed")
+
+    threading.Thread(target=run, name="cms-warm-up", daemon=True).start()
 
 
 def service() -> "ModelService":

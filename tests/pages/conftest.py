@@ -70,6 +70,7 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, studio_overrides: di
     users = UserStore(settings.database_url, bcrypt_rounds=4)
     for role in ("admin", "clinician", "analyst"):
         users.create_user(f"{role}1", PASSWORD, role, name=f"{role.title()} One")
+    monkeypatch.setattr(ui.state, "warm_up", lambda: None)
     monkeypatch.setattr(ui.state, "settings", lambda: settings)
     monkeypatch.setattr(ui.state, "service", lambda: service)
     monkeypatch.setattr(ui.state, "registry", lambda: service.registry)

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from core.config import Settings
 from core.errors import PruneError
+from core.mlflow_compat import model_id_of, process_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def _proxy_bytes(settings: Settings) -> int | None:
     client = _client(settings)
     total = 0
     budget = [MAX_PROXY_DIRS]
-    with _tracking_uri(settings.mlflow_tracking_uri):
+    with process_tracking_uri(settings.mlflow_tracking_uri):
         for exp in _paged(lambda tok: client.search_experiments(view_type=ViewType.ALL, page_token=tok)):
             repo = get_artifact_repository(exp.artifact_location)
             size = _walk_repo(repo, None, budget)
@@ -272,44 +273,8 @@ def _paged(fetch: Any) -> Iterator[Any]:
             return
 
 
-class _tracking_uri:
-    """Sets MLflow's process-wide tracking URI for a block and restores it exactly
-    (mlflow gc calls set_tracking_uri; the app must not see its URI changed)."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def __enter__(self) -> None:
-        from mlflow.tracking._tracking_service import utils
-
-        self._module_value = utils._tracking_uri
-        self._env_value = os.environ.get("MLFLOW_TRACKING_URI")
-        utils._tracking_uri = self.uri
-
-    def __exit__(self, *exc: object) -> None:
-        from mlflow.tracking._tracking_service import utils
-
-        utils._tracking_uri = self._module_value
-        if self._env_value is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = self._env_value
-
-
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
-
-
-def _model_id_of(mv: Any) -> str | None:
-    """A version's LoggedModel id: the registry's model_id tag, the attribute, or a
-    models:/m-... source (the SQL registry can drop the attribute)."""
-    tagged = (mv.tags or {}).get("model_id") or getattr(mv, "model_id", None)
-    if tagged:
-        return str(tagged)
-    source = mv.source or ""
-    if source.startswith("models:/m-"):
-        return source.removeprefix("models:/").split("/")[0]
-    return None
 
 
 def _version_key(version: Any) -> int:
@@ -361,7 +326,7 @@ class _Index:
         needed = set()
         for name, mvs in self.versions.items():
             for mv in mvs:
-                model_id = _model_id_of(mv)
+                model_id = model_id_of(mv)
                 if (name, str(mv.version)) not in doomed and model_id:
                     needed.add(model_id)
         return needed
@@ -603,7 +568,7 @@ def _purge(settings: Settings, client: Any, runs: list[str], models: list[str], 
         return
     tracking = settings.mlflow_tracking_uri
     if _is_server(settings) and not backend_store_uri:
-        with _tracking_uri(tracking):  # mlflow-artifacts:/ URIs resolve through it
+        with process_tracking_uri(tracking):  # mlflow-artifacts:/ URIs resolve through it
             _purge_via_proxy(plan, report)
         return
     backend = backend_store_uri or tracking
@@ -617,7 +582,7 @@ def _purge(settings: Settings, client: Any, runs: list[str], models: list[str], 
     try:
         import mlflow.cli
 
-        with _tracking_uri(tracking):
+        with process_tracking_uri(tracking):
             mlflow.cli.gc.main(args=args, standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001 - click raises SystemExit/Abort too
         if isinstance(exc, KeyboardInterrupt):

@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from core.config import Settings
 from core.errors import ArtifactsMissing, ModelUnavailable, StudioError
+from core.mlflow_compat import model_id_of, process_tracking_uri
 
 log = logging.getLogger(__name__)
 # MLflow draws tqdm bars on stderr for local copies; they only clutter job and app logs.
@@ -44,7 +45,6 @@ _MAX_PARAM_CHARS = 6000
 # Schema creation happens once per (tracking, registry) URI pair and process.
 _store_lock = threading.Lock()
 _stores_ready: set[tuple[str, str]] = set()
-_global_uri_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class Registry:
             "metrics": json.dumps({k: float(v) for k, v in trained.metrics.items()})[:4000],
         }
         tags["model_id"] = model_id
-        with _global_tracking_uri(self.settings.mlflow_tracking_uri):
+        with process_tracking_uri(self.settings.mlflow_tracking_uri):
             version = self.client.create_model_version(
                 name, source=f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
             ).version
@@ -361,7 +361,7 @@ class Registry:
             name=mv.name,
             version=version,
             run_id=mv.run_id,
-            model_id=_model_id_of(mv),
+            model_id=model_id_of(mv),
             created_at=(mv.creation_timestamp or 0) / 1000.0,
             aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
             gate_passed=tags.get("gate") == "passed",
@@ -456,36 +456,6 @@ class Registry:
         self.load_count += 1
         log.info("loaded %s version %s in %.2f s", name, version, time.perf_counter() - started)
         return LoadedModel(name=name, version=version, predictor=predictor, info=info, artifact_location=location)
-
-
-@contextmanager
-def _global_tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's SQL registry resolves a models:/<model_id> source through the process-global
-    tracking URI (an MLflow TODO), so point that global at our store for this one call.
-
-    Sets MLflow's module variable directly: mlflow.set_tracking_uri() would also write
-    MLFLOW_TRACKING_URI into os.environ, which leaks into later settings (seen in tests).
-    """
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    with _global_uri_lock:
-        previous = tracking_utils._tracking_uri
-        tracking_utils._tracking_uri = uri
-        try:
-            yield
-        finally:
-            tracking_utils._tracking_uri = previous
-
-
-def _model_id_of(mv: Any) -> str | None:
-    """The LoggedModel id: our tag, else a models:/m-... source (the SQL registry drops it)."""
-    tagged = (mv.tags or {}).get("model_id") or getattr(mv, "model_id", None)
-    if tagged:
-        return tagged
-    source = mv.source or ""
-    if source.startswith("models:/m-"):
-        return source.removeprefix("models:/").split("/")[0]
-    return None
 
 
 def _load_predictor_from(model_dir: Path) -> Any:

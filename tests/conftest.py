@@ -43,3 +43,16 @@ def _isolate_settings_cache():
     reset_settings_cache()
     yield
     reset_settings_cache()
+
+
+@pytest.fixture(scope="session")
+def schema_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite schema made once; tests copy it (creating one costs seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("schema")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return root / "mlflow.db"

@@ -48,19 +48,6 @@ def use_fit(monkeypatch, trained) -> None:
     monkeypatch.setitem(core.models._SPECS, trained.name, dataclasses.replace(spec, train_fn=train_fn))
 
 
-@pytest.fixture(scope="session")
-def schema_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite schema, made once: creating it costs ~2-3 s per store."""
-    from mlflow.tracking import MlflowClient
-
-    root = tmp_path_factory.mktemp("schema")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.search_experiments(max_results=1)
-    client.search_registered_models(max_results=1)
-    return root / "mlflow.db"
-
-
 @pytest.fixture
 def tmp_store(tmp_settings, schema_template):
     """tmp_settings whose SQLite file starts as a copy of the empty schema."""

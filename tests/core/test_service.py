@@ -17,7 +17,7 @@ from core.models.types import GateResult
 from core.registry import Registry, _local_path
 from core.service import ModelService, ServiceHealth
 from tests.conftest import make_settings
-from tests.core.test_registry import schema_template, trained_stub, use_fit  # noqa: F401  - fixtures
+from tests.core.test_registry import trained_stub, use_fit  # noqa: F401  - fixtures
 
 IRIS = "iris_logistic_regression"
 STUB = "breast_cancer_stub"

@@ -12,21 +12,8 @@ from tests.conftest import make_settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def jobs_schema(tmp_path_factory) -> Path:
-    """An empty MLflow schema made once (creating one costs seconds per store)."""
-    from mlflow.tracking import MlflowClient
-
-    root = tmp_path_factory.mktemp("jobs-schema")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.search_experiments(max_results=1)
-    client.search_registered_models(max_results=1)
-    return root / "mlflow.db"
-
-
 @pytest.fixture
-def job_env(tmp_path, jobs_schema, monkeypatch) -> dict[str, str]:
+def job_env(tmp_path, schema_template, monkeypatch) -> dict[str, str]:
     """Environment of a separate store under tmp_path, set in os.environ for in-process
     main() calls and returned for subprocesses."""
     env = {
@@ -41,7 +28,7 @@ def job_env(tmp_path, jobs_schema, monkeypatch) -> dict[str, str]:
         "MLFLOW_GC_AFTER_TRAIN": "0",
         "TRAIN_ON_START": "0",
     }
-    shutil.copyfile(jobs_schema, tmp_path / "mlflow.db")
+    shutil.copyfile(schema_template, tmp_path / "mlflow.db")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return {**os.environ, **env}

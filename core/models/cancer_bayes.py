@@ -22,7 +22,6 @@ import pandas as pd
 from core.config import Settings
 from core.data import feature_info, load_dataset, validate_features
 from core.models._cancer import (
-    CANCER_INPUTS,
     CANCER_PREDICTORS,
     GROUP_FEATURE,
     N_GROUPS,

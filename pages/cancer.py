@@ -121,24 +121,6 @@ if case and case["values"] != values:
 if case:
     st.caption(f"Held-out case #{case['index']} loaded; its true diagnosis is shown after the prediction.")
 
-if st.button("Estimate probability", type="primary", key="cancer_predict"):
-    with user_errors():
-        prediction = predict_for_user(
-            state.service(),
-            state.limiter(),
-            state.audit(),
-            username=user.username,
-            session_id=state.session_id(),
-            model=MODEL,
-            values=values,
-        )
-        st.session_state[RESULT_KEY] = {
-            "values": dict(values),
-            "prediction": prediction,
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "case": case,
-        }
-
 
 def _model_status_text() -> str:
     try:
@@ -176,60 +158,85 @@ def _result_frame(result: dict) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-result = st.session_state.get(RESULT_KEY)
-if result:
-    p = result["prediction"]
-    st.divider()
-    if result["values"] != values:
-        st.info("The inputs changed since this estimate: press **Estimate probability** for a new answer.")
-    version = p.model_version or "unregistered"
-    if p.is_fallback:
-        st.warning(
-            f"**Fallback answer.** The Bayesian model is {_model_status_text()}, so this estimate comes from the "
-            f"fallback model (`{p.model_name}`, version {version}: logistic regression with a bootstrap interval). "
-            "It will switch to the Bayesian model by itself once that is ready.",
-            icon="⏳",
+@st.fragment
+def estimate_and_show(values: dict[str, float], case: dict | None) -> None:
+    """Button and result rerun on their own: a click redraws only this part of the page."""
+    if st.button("Estimate probability", type="primary", key="cancer_predict"):
+        with user_errors():
+            prediction = predict_for_user(
+                state.service(),
+                state.limiter(),
+                state.audit(),
+                username=user.username,
+                session_id=state.session_id(),
+                model=MODEL,
+                values=values,
+            )
+            st.session_state[RESULT_KEY] = {
+                "values": dict(values),
+                "prediction": prediction,
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "case": case,
+            }
+
+    result = st.session_state.get(RESULT_KEY)
+    if result:
+        p = result["prediction"]
+        st.divider()
+        if result["values"] != values:
+            st.info("The inputs changed since this estimate: press **Estimate probability** for a new answer.")
+        version = p.model_version or "unregistered"
+        if p.is_fallback:
+            st.warning(
+                f"**Fallback answer.** The Bayesian model is {_model_status_text()}, so this estimate comes from the "
+                f"fallback model (`{p.model_name}`, version {version}: logistic regression with a bootstrap interval). "
+                "It will switch to the Bayesian model by itself once that is ready.",
+                icon="⏳",
+            )
+        mass = f"{p.credible_mass:.0%}"
+        kind = "bootstrap" if p.is_fallback else "credible"
+        metric_col, interval_col, group_col = st.columns(3)
+        metric_col.metric("Probability of malignancy", f"{p.probability:.1%}")
+        interval_col.metric(f"{mass} {kind} interval", f"{p.lower:.1%} – {p.upper:.1%}")
+        group_col.metric("Texture group", "n/a (fallback)" if p.texture_group is None else f"{p.texture_group + 1} of 5")
+        st.markdown(
+            f"The model estimates a **{p.probability:.0%}** chance that this tumour is malignant. "
+            f"It is {mass} sure the chance lies between **{p.lower:.0%}** and **{p.upper:.0%}**"
+            + (" (a wide interval: the data say little about this case)." if p.upper - p.lower > 0.3 else ".")
         )
-    mass = f"{p.credible_mass:.0%}"
-    kind = "bootstrap" if p.is_fallback else "credible"
-    metric_col, interval_col, group_col = st.columns(3)
-    metric_col.metric("Probability of malignancy", f"{p.probability:.1%}")
-    interval_col.metric(f"{mass} {kind} interval", f"{p.lower:.1%} – {p.upper:.1%}")
-    group_col.metric("Texture group", "n/a (fallback)" if p.texture_group is None else f"{p.texture_group + 1} of 5")
-    st.markdown(
-        f"The model estimates a **{p.probability:.0%}** chance that this tumour is malignant. "
-        f"It is {mass} sure the chance lies between **{p.lower:.0%}** and **{p.upper:.0%}**"
-        + (" (a wide interval: the data say little about this case)." if p.upper - p.lower > 0.3 else ".")
-    )
-    if result.get("case"):
-        truth = result["case"]["truth"]
-        st.info(f"True diagnosis of held-out case #{result['case']['index']}: **{truth}**.", icon="🔎")
-    st.caption(
-        f"Model `{p.model_name}`, version {version}; answered at {result['time'][11:23]} UTC."
-        + (f" {p.note}" if getattr(p, "note", "") else "")
-    )
-    figure = charts.probability_distribution(p)
-    if figure is not None:
-        st.plotly_chart(figure, key="cancer_draws_chart")
-    if p.contributions:
-        st.plotly_chart(charts.contributions(p, display_names), key="cancer_contrib_chart")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {"input": display_names.get(c.feature, c.feature), "contribution": c.mean, "lower": c.lower, "upper": c.upper}
-                    for c in p.contributions
-                ]
-            ).style.format({"contribution": "{:+.2f}", "lower": "{:+.2f}", "upper": "{:+.2f}"}),
-            hide_index=True,
-            key="cancer_contrib_table",
+        if result.get("case"):
+            truth = result["case"]["truth"]
+            st.info(f"True diagnosis of held-out case #{result['case']['index']}: **{truth}**.", icon="🔎")
+        st.caption(
+            f"Model `{p.model_name}`, version {version}; answered at {result['time'][11:23]} UTC."
+            + (f" {p.note}" if getattr(p, "note", "") else "")
         )
-    st.download_button(
-        "Download this result (CSV)",
-        _result_frame(result).to_csv(index=False).encode(),
-        file_name=f"cancer_estimate_{result['time'].replace(':', '')}.csv",
-        mime="text/csv",
-        key="cancer_download",
-    )
-    st.caption(f"ℹ️ {DISCLAIMER}")
-else:
-    st.caption(f"ℹ️ {DISCLAIMER}")
+        figure = charts.probability_distribution(p)
+        if figure is not None:
+            st.plotly_chart(figure, key="cancer_draws_chart")
+        if p.contributions:
+            st.plotly_chart(charts.contributions(p, display_names), key="cancer_contrib_chart")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"input": display_names.get(c.feature, c.feature), "contribution": c.mean, "lower": c.lower, "upper": c.upper}
+                        for c in p.contributions
+                    ]
+                ).style.format({"contribution": "{:+.2f}", "lower": "{:+.2f}", "upper": "{:+.2f}"}),
+                hide_index=True,
+                key="cancer_contrib_table",
+            )
+        st.download_button(
+            "Download this result (CSV)",
+            _result_frame(result).to_csv(index=False).encode(),
+            file_name=f"cancer_estimate_{result['time'].replace(':', '')}.csv",
+            mime="text/csv",
+            key="cancer_download",
+            on_click="ignore",
+        )
+        st.caption(f"ℹ️ {DISCLAIMER}")
+    else:
+        st.caption(f"ℹ️ {DISCLAIMER}")
+
+
+estimate_and_show(values, case)

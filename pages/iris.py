@@ -67,34 +67,42 @@ for i, info in enumerate(infos):
 
 model = st.radio("Model", list(MODELS), format_func=MODELS.__getitem__, horizontal=True, key="iris_model")
 
-if st.button("Predict species", type="primary", key="iris_predict"):
-    with user_errors():
-        prediction = predict_for_user(
-            state.service(),
-            state.limiter(),
-            state.audit(),
-            username=user.username,
-            session_id=state.session_id(),
-            model=model,
-            values=values,
-        )
-        st.session_state[RESULT_KEY] = {
-            "model": model,
-            "values": dict(values),
-            "prediction": prediction,
-            "time": datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
-        }
 
-result = st.session_state.get(RESULT_KEY)
-if result:
-    prediction = result["prediction"]
-    st.divider()
-    if result["values"] != values or result["model"] != model:
-        st.info("The inputs changed since this prediction: press **Predict species** for a new answer.")
-    top = prediction.probabilities[prediction.label]
-    metric_col, model_col = st.columns(2)
-    metric_col.metric("Predicted species", prediction.label, f"{top:.1%} probability", delta_color="off", delta_arrow="off")
-    version = prediction.model_version or "unregistered"
-    model_col.metric("Model", MODELS.get(prediction.model_name, prediction.model_name), f"version {version}", delta_color="off", delta_arrow="off")
-    st.plotly_chart(charts.class_probabilities(prediction), key="iris_chart")
-    st.caption(f"Model `{prediction.model_name}`, version {version}; answered at {result['time']} UTC.")
+@st.fragment
+def predict_and_show(values: dict[str, float], model: str) -> None:
+    """Button and result rerun on their own: a click redraws only this part of the page,
+    not the eight input widgets (a full rerun costs the browser several times more)."""
+    if st.button("Predict species", type="primary", key="iris_predict"):
+        with user_errors():
+            prediction = predict_for_user(
+                state.service(),
+                state.limiter(),
+                state.audit(),
+                username=user.username,
+                session_id=state.session_id(),
+                model=model,
+                values=values,
+            )
+            st.session_state[RESULT_KEY] = {
+                "model": model,
+                "values": dict(values),
+                "prediction": prediction,
+                "time": datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
+            }
+
+    result = st.session_state.get(RESULT_KEY)
+    if result:
+        prediction = result["prediction"]
+        st.divider()
+        if result["values"] != values or result["model"] != model:
+            st.info("The inputs changed since this prediction: press **Predict species** for a new answer.")
+        top = prediction.probabilities[prediction.label]
+        metric_col, model_col = st.columns(2)
+        metric_col.metric("Predicted species", prediction.label, f"{top:.1%} probability", delta_color="off", delta_arrow="off")
+        version = prediction.model_version or "unregistered"
+        model_col.metric("Model", MODELS.get(prediction.model_name, prediction.model_name), f"version {version}", delta_color="off", delta_arrow="off")
+        st.plotly_chart(charts.class_probabilities(prediction), key="iris_chart")
+        st.caption(f"Model `{prediction.model_name}`, version {version}; answered at {result['time']} UTC.")
+
+
+predict_and_show(values, model)

@@ -48,8 +48,9 @@ def _describe(status: Any) -> str:
 
 
 def _busy(health: Any) -> bool:
-    """Something will change by itself soon: a training runs or the fallback serves."""
-    return any(s.state in ("queued", "training") for s in health.models.values())
+    """Something will change by itself soon: a model trains, waits to train or is still
+    loading (no version yet). Then the banner redraws itself until all is settled."""
+    return any(s.state in ("queued", "training") or (s.version is None and s.state != "failed") for s in health.models.values())
 
 
 def _draw(show_errors: bool) -> None:

@@ -75,6 +75,10 @@ class StudioServer:
     port: int = field(default_factory=free_port)
     env_overrides: dict[str, str] = field(default_factory=dict)
     prepare: bool = True
+    # A full gc.collect(2) after every script run (Streamlit's default) blocks the server's
+    # event loop ~200 ms in a process holding MLflow, scikit-learn and JAX objects: every
+    # click waits for it. .streamlit/config.toml should set [runner] postScriptGC = false.
+    extra_args: tuple[str, ...] = ("--runner.postScriptGC", "false")
     log_path: Path | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
@@ -100,7 +104,7 @@ class StudioServer:
                 sys.executable, "-m", "streamlit", "run", "app.py",
                 "--server.port", str(self.port), "--server.address", "127.0.0.1",
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none",
+                "--server.fileWatcherType", "none", *self.extra_args,
             ],
             cwd=ROOT,
             env=self.env,

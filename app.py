@@ -28,7 +28,17 @@ PAGES = (
 
 state.warm_up()  # loads champions and starts missing trainings in the background, before anyone logs in
 
-user = require_user()  # draws the login form and stops the run until someone is logged in
+
+
+def _logged_out() -> None:
+    """The only page while nobody is logged in (the form above it is the whole page)."""
+
+
+user = require_user(stop=False)  # draws the login form while nobody is logged in
+if user is None:
+    # Replace the previous user's page list (the browser keeps the last one it was sent).
+    st.navigation([st.Page(_logged_out, title="Log in", url_path="login")], position="hidden")
+    st.stop()
 
 sections: dict[str, list[st.Page]] = {}
 for key, path, title, icon, section in PAGES:

@@ -198,4 +198,5 @@ def test_logout_shows_the_login_form(page, server):
     page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
     page.get_by_role("textbox", name="Username").wait_for()
     assert page.get_by_text(f"Signed in as {ADMIN_USER}").count() == 0
+    page.wait_for_function("!document.querySelector('[data-testid=stSidebarNav]')")  # no page list left behind
     shot(page, "08_logged_out")

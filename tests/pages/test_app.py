@@ -87,6 +87,7 @@ def test_logout_returns_to_the_login_form_and_revokes(app, studio):
     assert not at.exception
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert not at.title
+    assert not _registered(at)  # the admin's page list is replaced, not left in the browser
     assert studio.users.get("admin1").sessions_valid_after is not None
 
 

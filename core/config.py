@@ -36,6 +36,7 @@ class Settings:
     rate_limit_login_window_s: int
     retain_runs_per_model: int
     mlflow_gc_after_train: bool
+    vacuum_interval_hours: float
     train_workers: int
     train_on_start: bool
     bayes_chains: int
@@ -203,6 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, read_dotenv: bool = T
         rate_limit_login_window_s=r.integer("RATE_LIMIT_LOGIN_WINDOW_S", 20, 1, 86_400),
         retain_runs_per_model=r.integer("RETAIN_RUNS_PER_MODEL", 5, 1, 10_000),
         mlflow_gc_after_train=r.flag("MLFLOW_GC_AFTER_TRAIN", True),
+        vacuum_interval_hours=r.number("VACUUM_INTERVAL_HOURS", 24.0, 0.0, 8760.0),
         train_workers=r.integer("TRAIN_WORKERS", 1, 1, 16),
         train_on_start=r.flag("TRAIN_ON_START", True),
         bayes_chains=r.integer("BAYES_CHAINS", 4, 1, 16),

@@ -49,6 +49,7 @@ class ModelStatus:
 class ServiceHealth:
     models: dict[str, ModelStatus]
     limiter: Any | None  # core.ratelimit.LimiterStatus (typed loosely: no import cycle)
+    last_vacuum: dict[str, Any] | None = None  # the scheduled store-wide vacuum
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,8 @@ class ModelService:
         self._limiter: Any | None = None
         self._started = False
         self._closed = False
+        self._stopping = threading.Event()
+        self._last_vacuum: dict[str, Any] | None = None
         self.trainings_started = 0  # count of training jobs run (ops, tests)
 
     # ------------------------------------------------------------------ lifecycle
@@ -86,7 +89,31 @@ class ModelService:
         self.registry.ensure_store()  # schema once, before any worker thread touches it
         with self._lock:
             self._started = True
+        if self.settings.vacuum_interval_hours > 0:
+            threading.Thread(target=self._vacuum_schedule, name="cms-vacuum-timer", daemon=True).start()
         return self._loader.submit(self._load_all)
+
+    def _vacuum_schedule(self) -> None:
+        """Store-wide vacuum every VACUUM_INTERVAL_HOURS, run in the training pool.
+
+        On Railway the store sits on a volume that only this service mounts, so a separate
+        cron service cannot reach it: the app keeps it bounded itself."""
+        interval_s = self.settings.vacuum_interval_hours * 3600.0
+        while not self._stopping.wait(interval_s):
+            with self._lock:
+                if self._closed:
+                    return
+                self._pool.submit(self._vacuum_job)
+
+    def _vacuum_job(self) -> None:
+        def prune() -> Any:
+            from core.pruning import prune_store
+
+            return prune_store(self.settings, vacuum_db=self.settings.tracking_is_sqlite)
+
+        result = self._run_pruner("scheduled vacuum", prune)
+        with self._lock:
+            self._last_vacuum = result
 
     def _load_all(self) -> None:
         for name in START_ORDER:
@@ -111,6 +138,7 @@ class ModelService:
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             self._closed = True
+        self._stopping.set()
         self._loader.shutdown(wait=wait, cancel_futures=not wait)
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
@@ -129,7 +157,9 @@ class ModelService:
                 limiter_status = self._limiter.status()
             except Exception:
                 log.exception("rate limiter status failed")
-        return ServiceHealth(models=self.status(), limiter=limiter_status)
+        with self._lock:
+            last_vacuum = self._last_vacuum
+        return ServiceHealth(models=self.status(), limiter=limiter_status, last_vacuum=last_vacuum)
 
     def _update(self, name: str, **changes: Any) -> ModelStatus:
         with self._lock:
@@ -200,20 +230,28 @@ class ModelService:
 
     def _prune_job(self, name: str) -> None:
         """Registry-aware pruning after a training; any failure is recorded, never raised."""
+
+        def prune() -> Any:
+            from core.pruning import prune_model  # an ImportError is recorded like any failure
+
+            return prune_model(self.settings, name)
+
+        self._update(name, last_prune=self._run_pruner(f"pruning {name}", prune))
+
+    def _run_pruner(self, what: str, prune: Any) -> dict[str, Any]:
+        """Runs a pruning call; pruned versions leave the load cache. Never raises."""
         at = time.time()
         try:
-            from core.pruning import prune_model
-
-            report = prune_model(self.settings, name)
-            for deleted in report.deleted_versions:  # 'name/version'
-                model, _, version = deleted.rpartition("/")
-                self.registry.evict(model, version)
-            if not report.ok:
-                log.warning("pruning %s reported errors: %s", name, "; ".join(report.errors))
-            self._update(name, last_prune={"ok": report.ok, "at": at, "report": report.summary()})
-        except Exception as error:  # ImportError included: pruning is optional here
-            log.warning("pruning %s failed: %s", name, _describe(error))
-            self._update(name, last_prune={"ok": False, "at": at, "error": _describe(error)})
+            report = prune()
+        except Exception as error:
+            log.warning("%s failed: %s", what, _describe(error))
+            return {"ok": False, "at": at, "error": _describe(error)}
+        for deleted in report.deleted_versions:  # 'name/version'
+            model, _, version = deleted.rpartition("/")
+            self.registry.evict(model, version)
+        if not report.ok:
+            log.warning("%s reported errors: %s", what, "; ".join(report.errors))
+        return {"ok": report.ok, "at": at, "report": report.summary()}
 
     # ------------------------------------------------------------------ serving
     def predict(self, name: str, values: Mapping[str, object]) -> Any:

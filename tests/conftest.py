@@ -28,6 +28,7 @@ def make_settings(root: Path, **overrides: str) -> Settings:
         "JAX_CACHE_DIR": str(SHARED_JAX_CACHE),
         "TRAIN_ON_START": "0",
         "MLFLOW_GC_AFTER_TRAIN": "0",
+        "VACUUM_INTERVAL_HOURS": "0",
     }
     env.update(overrides)
     return load_settings(env)

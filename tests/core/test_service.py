@@ -327,6 +327,31 @@ def test_health_reports_models_and_limiter(service):
     assert service.health().limiter is None
 
 
+def test_scheduled_vacuum_prunes_the_store_and_reports_in_health(tmp_path, schema_template):
+    settings = _store(tmp_path, schema_template, RETAIN_RUNS_PER_MODEL="1")
+    trainer = ModelService(settings)
+    try:
+        first = trainer.retrain(IRIS).result(timeout=WAIT)
+        second = trainer.retrain(IRIS).result(timeout=WAIT)
+    finally:
+        trainer.shutdown()
+    assert len(trainer.registry.list_versions(IRIS)) == 2
+
+    every_2s = dataclasses.replace(settings, vacuum_interval_hours=2 / 3600)
+    svc = ModelService(every_2s, alias_ttl_s=0.0)
+    try:
+        svc.start().result(timeout=WAIT)
+        assert svc.health().last_vacuum is None
+        wait_for(lambda: svc.health().last_vacuum is not None, timeout=60)
+        vacuum = svc.health().last_vacuum
+        assert vacuum["ok"], vacuum
+        assert vacuum["report"]["deleted_version_ids"] == [f"{IRIS}/{first.version}"]
+        assert [v.version for v in svc.registry.list_versions(IRIS)] == [str(second.version)]
+        assert svc.predict(IRIS, iris_row()).model_version == str(second.version)
+    finally:
+        svc.shutdown()
+
+
 @pytest.fixture(scope="module")
 def bayes_service(tmp_path_factory, schema_template):  # noqa: F811
     """One small NUTS fit (conftest: 4 chains x 300/300), trained through the service."""

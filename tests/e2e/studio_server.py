@@ -173,9 +173,23 @@ def launch_browser(playwright):  # type: ignore[no-untyped-def]
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def log_in(page, url: str, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> None:  # type: ignore[no-untyped-def]
+def log_in(page, url: str, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, attempts: int = 4) -> None:  # type: ignore[no-untyped-def]
+    """Log in through the form. The first runs of a fresh session redraw the form (the
+    cookie component reports back), which can wipe what was typed; so let the page settle,
+    check the fields hold the text, and try again if the login did not land."""
     page.goto(url)
-    page.get_by_role("textbox", name="Username").fill(username)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text(f"Signed in as {username}").wait_for(timeout=60_000)
+    for _ in range(attempts):
+        username_box = page.get_by_role("textbox", name="Username")
+        username_box.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        username_box.fill(username)
+        page.get_by_role("textbox", name="Password").fill(password)
+        if username_box.input_value() != username:
+            continue
+        page.get_by_role("button", name="Log in").click()
+        try:
+            page.get_by_text(f"Signed in as {username}").wait_for(timeout=20_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright TimeoutError: the form was redrawn; again
+            continue
+    raise TimeoutError(f"could not log in as {username} after {attempts} attempts")

@@ -43,8 +43,14 @@ ANSWER_OR_WAIT_JS = """
 def first_cancer_answer(page, server: StudioServer, timeout_s: float = 180) -> tuple[float, bool]:
     """Seconds from process launch to a drawn cancer answer, and whether the fallback gave it."""
     log_in(page, server.url)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Breast cancer").click()
     button = page.get_by_role("button", name="Estimate probability")
+    for _ in range(4):  # a click during a rerun of a fresh session can be lost: try again
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Breast cancer").click()
+        try:
+            button.wait_for(timeout=15_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright TimeoutError
+            page.screenshot(path=str(server.data_dir / "cancer_nav_retry.png"))
     button.wait_for()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

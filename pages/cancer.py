@@ -10,7 +10,6 @@ import streamlit as st
 
 from core.data import feature_info, load_dataset, out_of_training_range
 from core.models import get_spec
-from core.predicting import predict_for_user
 from ui import charts, state
 from ui.auth_gate import require_page
 from ui.errors import user_errors
@@ -163,15 +162,7 @@ def estimate_and_show(values: dict[str, float], case: dict | None) -> None:
     """Button and result rerun on their own: a click redraws only this part of the page."""
     if st.button("Estimate probability", type="primary", key="cancer_predict"):
         with user_errors():
-            prediction = predict_for_user(
-                state.service(),
-                state.limiter(),
-                state.audit(),
-                username=user.username,
-                session_id=state.session_id(),
-                model=MODEL,
-                values=values,
-            )
+            prediction = state.predict(user.username, MODEL, values)
             st.session_state[RESULT_KEY] = {
                 "values": dict(values),
                 "prediction": prediction,

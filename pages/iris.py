@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from core.data import feature_info
-from core.predicting import predict_for_user
 from ui import charts, state
 from ui.auth_gate import require_page
 from ui.errors import user_errors
@@ -74,15 +73,7 @@ def predict_and_show(values: dict[str, float], model: str) -> None:
     not the eight input widgets (a full rerun costs the browser several times more)."""
     if st.button("Predict species", type="primary", key="iris_predict"):
         with user_errors():
-            prediction = predict_for_user(
-                state.service(),
-                state.limiter(),
-                state.audit(),
-                username=user.username,
-                session_id=state.session_id(),
-                model=model,
-                values=values,
-            )
+            prediction = state.predict(user.username, model, values)
             st.session_state[RESULT_KEY] = {
                 "model": model,
                 "values": dict(values),

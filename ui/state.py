@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 import streamlit as st
 
@@ -116,3 +116,13 @@ def session_id() -> str:
     if SESSION_ID_KEY not in st.session_state:
         st.session_state[SESSION_ID_KEY] = uuid.uuid4().hex
     return str(st.session_state[SESSION_ID_KEY])
+
+
+def predict(username: str, model: str, values: Mapping[str, object]) -> Any:
+    """The one way pages predict: this session's and this user's rate limits, the model
+    service, then the audit trail (core.predicting)."""
+    from core.predicting import predict_for_user
+
+    return predict_for_user(
+        service(), limiter(), audit(), username=username, session_id=session_id(), model=model, values=values
+    )

@@ -185,6 +185,12 @@ st.caption(
     f"Keeps the newest {settings.retain_runs_per_model} runs per model, every version with an alias and the newest "
     "passing version; deletes the rest (version, logged models, run) and purges their artifacts."
 )
+if settings.vacuum_interval_hours > 0:
+    last_vacuum = state.service().health().last_vacuum
+    st.caption(
+        f"Scheduled vacuum of the whole store every {settings.vacuum_interval_hours:g} h; "
+        + (f"last: {_prune_text(last_vacuum)}." if last_vacuum else "not run yet in this process.")
+    )
 vacuum = st.checkbox("Also compact the database (VACUUM)", key="ops_vacuum", disabled=not settings.tracking_is_sqlite)
 if st.button("Prune and purge now", key="ops_prune"):
     with user_errors("Cleanup"):

@@ -124,6 +124,7 @@ class FakeService:
     def __init__(self, *, bayes_ready: bool = True, stub_ready: bool = True) -> None:
         self.registry = FakeRegistry()
         self.limiter: Any = None
+        self.last_vacuum: dict[str, Any] | None = None
         self.retrained: list[str] = []
         self.predict_calls: list[tuple[str, dict]] = []
         self.error: Exception | None = None
@@ -152,7 +153,7 @@ class FakeService:
 
     def health(self) -> ServiceHealth:
         limiter = self.limiter.status() if self.limiter is not None else LimiterStatus("embedded", False, "in process")
-        return ServiceHealth(models=self.status(), limiter=limiter)
+        return ServiceHealth(models=self.status(), limiter=limiter, last_vacuum=self.last_vacuum)
 
     def retrain(self, name: str) -> Future:
         self.retrained.append(name)

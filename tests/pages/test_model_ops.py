@@ -94,6 +94,15 @@ def test_cleanup_shows_sizes_and_what_went(app, studio, monkeypatch):
     assert any("Deleted 2 version(s), 2 logged model(s) and 2 run(s); kept 1 run(s)" in s for s in texts(at, "success"))
 
 
+@pytest.mark.parametrize("studio_overrides", [{"VACUUM_INTERVAL_HOURS": "24"}])
+def test_scheduled_vacuum_is_reported(app, studio):
+    at = _open(app)
+    assert any("every 24 h; not run yet" in c for c in texts(at, "caption"))
+    studio.service.last_vacuum = {"ok": True, "at": 1_760_000_000.0, "report": {"deleted_runs": 4}}
+    at = _open(app)
+    assert any("every 24 h; last: ok 2025-10-09 08:53:20 UTC: 4 run(s) deleted" in c for c in texts(at, "caption"))
+
+
 def test_cleanup_failure_is_one_message(app, studio, monkeypatch):
     from core.errors import PruneError
 

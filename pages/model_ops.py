@@ -17,6 +17,7 @@ POLL_IDLE_S = 10.0
 KEY_METRICS = ("accuracy", "roc_auc", "brier", "log_loss", "max_r_hat", "min_ess", "divergences")
 STATE_ICONS = {"loaded": "🟢", "training": "🟡", "queued": "🟡", "missing": "⚪", "failed": "🔴"}
 PRUNE_KEY = "ops_prune_report"
+SNAPSHOT_KEY = "ops_status_snapshot"
 RETRAIN_MSG_KEY = "ops_retrain_message"
 
 require_page("model_ops")
@@ -124,6 +125,13 @@ def model_status() -> None:
             args=(name,),
             help="Already running" if busy else "Train a new version in the background; the champion moves only if it passes the quality gate.",
         )
+    # A training that finished changes what the rest of the page shows (banner, registry
+    # versions): redraw the whole page once when a state or champion changes.
+    snapshot = {name: (s.state, champions.get(name)) for name, s in statuses.items()}
+    previous = st.session_state.get(SNAPSHOT_KEY)
+    st.session_state[SNAPSHOT_KEY] = snapshot
+    if previous is not None and previous != snapshot:
+        st.rerun()
 
 
 st.subheader("Models")

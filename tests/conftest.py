@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -57,3 +60,19 @@ def schema_template(tmp_path_factory) -> Path:
     client.search_experiments(max_results=1)
     client.search_registered_models(max_results=1)
     return root / "mlflow.db"
+
+
+@contextmanager
+def throwaway_postgres_database(prefix: str) -> Iterator[str]:
+    """A database created on the local PostgreSQL for one test module, dropped afterwards;
+    yields its postgresql:// URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import uuid
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 
 from core.audit import AuditLog, clean_inputs, get_audit_log, summarize_result, version_of
 from core.errors import InvalidInput
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import throwaway_postgres_database
 
 
 @dataclass(frozen=True)
@@ -41,15 +40,8 @@ class FakeCancer:
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A database created for this module on the local server, dropped afterwards."""
-    name = f"cms_test_audit_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres_database("cms_test_audit") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

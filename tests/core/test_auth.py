@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,23 +25,15 @@ from core.auth import (
 )
 from core.config import load_settings
 from core.errors import ConfigError, InvalidInput, PermissionDenied
-from tests.conftest import POSTGRES_ADMIN_URL, make_settings
+from tests.conftest import make_settings, throwaway_postgres_database
 
 GOOD = "correct horse 1"
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A database created for this module on the local server, dropped afterwards."""
-    name = f"cms_test_auth_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres_database("cms_test_auth") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
 from core.pruning import folder_bytes, prune_model, store_usage
-from tests.conftest import POSTGRES_ADMIN_URL, make_settings
+from tests.conftest import make_settings, throwaway_postgres_database
 
 pytestmark = pytest.mark.server
 IRIS = "iris_logistic_regression"
@@ -30,19 +29,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as con:
-        con.execute(sql)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(tracking URI, backend URI, artifacts destination folder)."""
-    db = f"cms_prune_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{db}"')
-    backend = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{db}"
+    with throwaway_postgres_database("cms_prune") as backend:
+        yield from _server(tmp_path_factory, backend)
+
+
+def _server(tmp_path_factory, backend: str):
     dest = tmp_path_factory.mktemp("mlflow-server") / "artifacts"
     dest.mkdir()
     port = _free_port()
@@ -77,7 +71,6 @@ def server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-        _admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def test_prune_through_the_server_keeps_champion_and_frees_proxied_artifacts(server, tmp_path):

@@ -6,11 +6,10 @@ failed attempt is audited too, and auditing can never fail the prediction.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping, Protocol
 
 from core.errors import InvalidInput, RateLimited
-from core.ratelimit import Decision
+from core.ratelimit import Decision, retry_message
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,8 @@ def predict_for_user(
     decision = limiter.check_prediction(kind, session_id, username)
     if not decision.allowed:
         _audit(audit, username=username, model=model, inputs=values, rate_limited=True, error="rate limited")
-        wait = max(1, math.ceil(decision.retry_after_s))
         what = "cancer predictions" if kind == "cancer" else "predictions"
-        raise RateLimited(f"Too many {what} for now. Try again in {wait} s.", decision.retry_after_s)
+        raise RateLimited(f"Too many {what} for now. {retry_message(decision.retry_after_s)}", decision.retry_after_s)
     try:
         prediction = service.predict(model, values)
     except Exception as exc:

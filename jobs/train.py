@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -76,12 +77,11 @@ def _prune(settings: Any, name: str) -> dict[str, Any]:
         from core.pruning import prune_model
 
         report = prune_model(settings, name)
-        import dataclasses
-
-        return {"ok": True, **(dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {"report": repr(report)})}
     except Exception as error:
         log.warning("pruning %s failed: %s", name, error)
         return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    # errors met while deleting or purging land in the report, not in an exception
+    return {"ok": report.ok, **dataclasses.asdict(report)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

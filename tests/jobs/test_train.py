@@ -109,3 +109,13 @@ def test_help_names_the_exit_codes(capsys):
         train.main(["--help"])
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and "--if-missing" in out and "Exit codes" in out
+
+
+def test_prune_after_training_reports_the_pruners_errors(job_settings, monkeypatch):
+    import core.pruning
+    from core.pruning import PruneReport
+
+    failed = PruneReport(scope=IRIS, dry_run=False, retain=1, errors=["mlflow gc failed: boom"])
+    monkeypatch.setattr(core.pruning, "prune_model", lambda settings, name: failed)
+    result = train._prune(job_settings, IRIS)
+    assert result["ok"] is False and result["errors"] == ["mlflow gc failed: boom"]

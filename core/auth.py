@@ -359,16 +359,21 @@ class UserStore:
     def session_valid(self, username: str, issued_at: float | datetime) -> bool:
         """A session or cookie issued at `issued_at` (epoch s or datetime) still counts:
         the user exists, is enabled, and it was issued after the last revocation."""
+        return self.session_user(username, issued_at) is not None
+
+    def session_user(self, username: str, issued_at: float | datetime) -> User | None:
+        """The user of a session issued at `issued_at` if it still counts (see
+        session_valid), else None: one read for the check and the user."""
         try:
             user = self.get(username)
         except InvalidInput:
-            return False
+            return None
         if user is None or user.disabled:
-            return False
+            return None
         if user.sessions_valid_after is None:
-            return True
+            return user
         issued = issued_at if isinstance(issued_at, datetime) else datetime.fromtimestamp(float(issued_at), timezone.utc)
-        return issued > user.sessions_valid_after
+        return user if issued > user.sessions_valid_after else None
 
     # -- internals
     def _hash(self, password: str) -> str:

@@ -266,9 +266,7 @@ def _current_from_session(store: Any) -> CurrentUser | None:
     login_at = ss.get(LOGIN_AT_KEY)
     if not isinstance(username, str) or not isinstance(login_at, (int, float)):
         return None
-    if not store.session_valid(username, float(login_at)):
-        return None
-    user = store.get(username)
+    user = store.session_user(username, float(login_at))
     if user is None:
         return None
     return CurrentUser(user.username, user.name, user.email, user.role, float(login_at))

@@ -118,7 +118,9 @@ def test_sessions_valid_after_revocation(store):
     store.revoke_sessions("carol")
     # a session (or cookie) issued before the logout no longer counts; a new one does
     assert not store.session_valid("carol", before)
+    assert store.session_user("carol", before) is None
     assert store.session_valid("carol", time.time() + 0.001)
+    assert store.session_user("carol", time.time() + 0.001).username == "carol"
     store.create_user("root", GOOD, "admin")
     store.disable("carol")
     assert not store.session_valid("carol", time.time() + 10)

@@ -6,7 +6,6 @@ stores can live in one process (tests). Store layout and the cache rules: docs/r
 """
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import logging
@@ -482,8 +481,3 @@ def _signature(predictor: Any) -> tuple[Any, Any]:
     except Exception:  # a signature is a nicety; never block a training on it
         log.warning("no signature for %s", getattr(predictor, "model_name", "?"), exc_info=True)
         return None, None
-
-
-def replace_version(prediction: Any, version: str) -> Any:
-    """The prediction with model_version filled (predictions are frozen dataclasses)."""
-    return dataclasses.replace(prediction, model_version=str(version))

@@ -14,7 +14,7 @@ from ui.errors import show_error, user_errors
 
 POLL_BUSY_S = 1.5
 POLL_IDLE_S = 10.0
-KEY_METRICS = ("accuracy", "roc_auc", "brier", "log_loss", "max_r_hat", "min_ess", "divergences")
+KEY_METRICS = ("accuracy", "roc_auc", "brier", "log_loss", "max_rhat", "min_ess_bulk", "divergences")
 STATE_ICONS = {"loaded": "🟢", "training": "🟡", "queued": "🟡", "missing": "⚪", "failed": "🔴"}
 PRUNE_KEY = "ops_prune_report"
 SNAPSHOT_KEY = "ops_status_snapshot"
@@ -39,7 +39,6 @@ def _bytes(n: int | None) -> str:
         if abs(size) < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} GB"
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
@@ -54,8 +53,7 @@ def _prune_text(last_prune: dict | None) -> str:
     if not last_prune.get("ok"):
         return f"failed {when}: {last_prune.get('error', '')}"
     report = last_prune.get("report") or {}
-    deleted = len(report.get("deleted_runs") or []) if isinstance(report.get("deleted_runs"), list) else report.get("deleted_runs", 0)
-    return f"ok {when}: {deleted} run(s) deleted"
+    return f"ok {when}: {report.get('deleted_runs', 0)} run(s) deleted"  # PruneReport.summary(): a count
 
 
 def _busy() -> bool:

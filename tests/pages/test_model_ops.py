@@ -32,6 +32,16 @@ def test_status_table_shows_every_model(app, studio):
     assert row["last prune"].startswith("failed") and "read-only" in row["last prune"]
 
 
+def test_key_metrics_name_the_bayesian_fit_checks(app, studio):
+    studio.service._status["breast_cancer_bayes"] = dataclasses.replace(
+        studio.service._status["breast_cancer_bayes"],
+        metrics={"roc_auc": 0.99, "max_rhat": 1.004, "min_ess_bulk": 812.0, "divergences": 0.0, "compile_s": 3.2},
+    )
+    at = _open(app)
+    shown = at.table[0].value.loc["breast_cancer_bayes", "key metrics"]
+    assert shown == "roc_auc 0.99, max_rhat 1, min_ess_bulk 812, divergences 0"
+
+
 def test_retrain_returns_at_once_and_the_panel_shows_progress(app, studio):
     at = _open(app)
     at.button(key="ops_retrain_iris_random_forest").click().run()

@@ -47,10 +47,10 @@ def _describe(status: Any) -> str:
     return status.state
 
 
-def _busy(health: Any) -> bool:
+def _busy(statuses: Any) -> bool:
     """Something will change by itself soon: a model trains, waits to train or is still
     loading (no version yet). Then the banner redraws itself until all is settled."""
-    return any(s.state in ("queued", "training") or (s.version is None and s.state != "failed") for s in health.models.values())
+    return any(s.state in ("queued", "training") or (s.version is None and s.state != "failed") for s in statuses.values())
 
 
 def _draw(show_errors: bool) -> None:
@@ -66,7 +66,7 @@ def _draw(show_errors: bool) -> None:
 def service_banner(*, show_errors: bool = False) -> None:
     """Draw the banner; while something trains it redraws itself every few seconds."""
     try:
-        busy = _busy(state.service().health())
+        busy = _busy(state.service().status())  # models only: health() would also probe the limiter, as _draw does
     except Exception:  # noqa: BLE001
         busy = False
     st.fragment(_draw, run_every=POLL_S if busy else None)(show_errors)

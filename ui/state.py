@@ -83,18 +83,7 @@ def service() -> "ModelService":
 
 def registry() -> "Registry":
     """The service's MLflow registry (same client, same cache)."""
-    svc = service()
-    reg = getattr(svc, "registry", None)
-    if reg is not None:
-        return reg
-    return _registry()
-
-
-@st.cache_resource(show_spinner=False)
-def _registry() -> "Registry":
-    from core.registry import Registry
-
-    return Registry(settings())
+    return service().registry
 
 
 @st.cache_resource(show_spinner=False)

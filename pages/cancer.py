@@ -33,7 +33,7 @@ st.caption(
 )
 
 infos = feature_info("breast_cancer", get_spec(BAYES).input_features)
-display_names = {info.name: f"{info.display_name}" for info in infos}
+display_names = {info.name: info.display_name for info in infos}
 
 
 def _key(name: str) -> str:
@@ -105,11 +105,10 @@ for i, info in enumerate(infos):
 
 outside = out_of_training_range(values, infos)
 if outside:
+    by_name = {info.name: info for info in infos}
     listed = ", ".join(
-        f"{display_names[n]} = {values[n]:.4g} (training {i.train_min:.4g} to {i.train_max:.4g})"
+        f"{display_names[n]} = {values[n]:.4g} (training {by_name[n].train_min:.4g} to {by_name[n].train_max:.4g})"
         for n in outside
-        for i in infos
-        if i.name == n
     )
     st.warning(f"Outside the training range: {listed}. The model extrapolates here; treat the answer with extra caution.", icon="⚠️")
 
@@ -225,9 +224,7 @@ def estimate_and_show(values: dict[str, float], case: dict | None) -> None:
             key="cancer_download",
             on_click="ignore",
         )
-        st.caption(f"ℹ️ {DISCLAIMER}")
-    else:
-        st.caption(f"ℹ️ {DISCLAIMER}")
+    st.caption(f"ℹ️ {DISCLAIMER}")
 
 
 estimate_and_show(values, case)

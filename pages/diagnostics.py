@@ -68,12 +68,11 @@ cols[3].metric("Divergences", report.divergences)
 
 st.subheader("Summary")
 summary = report.summary.rename(columns={"hdi_low": f"hdi_{report.hdi_prob:.0%}_low", "hdi_high": f"hdi_{report.hdi_prob:.0%}_high"})
-flag_map = {"r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail"}
 
 
 def _highlight(frame: pd.DataFrame) -> pd.DataFrame:
     styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
-    for column in flag_map:
+    for column in ("r_hat", "ess_bulk", "ess_tail"):  # the columns of report.flags
         styles.loc[report.flags[column], column] = HIGHLIGHT
     return styles
 

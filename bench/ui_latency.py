@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.studio_server import StudioServer, launch_browser, log_in  # noqa: E402
 
 BAYES = {"BAYES_WARMUP": "400", "BAYES_SAMPLES": "600"}
-MODELS = ("iris_random_forest", "iris_logistic_regression", "breast_cancer_bayes", "breast_cancer_stub")
 
 # Timestamps in the page: the click on the predict button, and the mutation that changes
 # the caption holding the answer time.

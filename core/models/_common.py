@@ -143,3 +143,14 @@ def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, Any
             )
     ece = sum(b["count"] * abs(b["mean_predicted"] - b["observed_rate"]) for b in bins) / max(len(y), 1)
     return {"n_bins": n_bins, "strategy": "uniform", "bins": bins, "expected_calibration_error": float(ece)}
+
+
+def held_out_scores(name: str, y: np.ndarray, p: np.ndarray) -> tuple[dict[str, float], dict[str, Path]]:
+    """Metrics of a cancer model's held-out probabilities (binary_metrics plus
+    calibration_ece) and its extra artifact 'calibration.json' (the reliability curve)."""
+    metrics = binary_metrics(y, p)
+    calib = calibration(y, p)
+    metrics["calibration_ece"] = calib["expected_calibration_error"]
+    path = new_artifact_dir(name) / "calibration.json"
+    path.write_text(json.dumps(calib, indent=1))
+    return metrics, {"calibration.json": path}

@@ -9,7 +9,6 @@ use NumPy only, over the stored posterior draws, so one prediction takes well un
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,10 +29,8 @@ from core.models._cancer import (
     sigmoid,
 )
 from core.models._common import (
-    binary_metrics,
-    calibration,
+    held_out_scores,
     load_npz,
-    new_artifact_dir,
     read_json,
     report,
     scatter_rows,
@@ -466,13 +463,9 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
     report(progress, 0.9, "scoring the held-out split")
     data = load_dataset(DATASET)
     p_test = predictor.predict_frame(data.X_test)["probability"].to_numpy()
-    metrics.update(binary_metrics(data.y_test, p_test))
+    scores, extra_artifacts = held_out_scores(NAME, data.y_test, p_test)
+    metrics.update(scores)
     metrics["n_train"] = float(len(data.y_train))
-    calib = calibration(data.y_test, p_test)
-    metrics["calibration_ece"] = calib["expected_calibration_error"]
-    out_dir = new_artifact_dir(NAME)
-    calib_path = out_dir / "calibration.json"
-    calib_path.write_text(json.dumps(calib, indent=1))
     report(progress, 1.0, "done")
     return TrainedModel(
         name=NAME,
@@ -480,7 +473,7 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
         metrics=metrics,
         params=params,
         gate=bayes_gate(metrics),
-        extra_artifacts={"calibration.json": calib_path},
+        extra_artifacts=extra_artifacts,
     )
 
 

@@ -7,7 +7,6 @@ range of those refits' probabilities. Every prediction says is_fallback=True.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping
 
@@ -19,11 +18,9 @@ from core.data import feature_info, load_dataset, validate_features
 from core.models._cancer import CANCER_INPUTS, sigmoid
 from core.models._common import (
     artifact_path,
-    binary_metrics,
-    calibration,
+    held_out_scores,
     load_npz,
     load_skops,
-    new_artifact_dir,
     read_json,
     report,
     save_skops,
@@ -166,13 +163,8 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
     predictor = StubPredictor(pipeline, np.array(coefs), np.array(intercepts), settings.credible_mass)
     report(progress, 0.95, "scoring the held-out split")
     p_test = predictor.probabilities(data.X_test[CANCER_INPUTS].to_numpy(dtype=float))
-    metrics = binary_metrics(data.y_test, p_test)
+    metrics, extra_artifacts = held_out_scores(NAME, data.y_test, p_test)
     metrics["n_train"] = float(n)
-    calib = calibration(data.y_test, p_test)
-    metrics["calibration_ece"] = calib["expected_calibration_error"]
-    out_dir = new_artifact_dir(NAME)
-    calib_path = out_dir / "calibration.json"
-    calib_path.write_text(json.dumps(calib, indent=1))
     params: dict[str, object] = {
         "dataset": DATASET,
         "features": ",".join(CANCER_INPUTS),
@@ -187,7 +179,7 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
         metrics=metrics,
         params=params,
         gate=stub_gate(metrics),
-        extra_artifacts={"calibration.json": calib_path},
+        extra_artifacts=extra_artifacts,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from core.config import load_settings
 from core.errors import ConfigError, InvalidInput
 from core.ratelimit import Decision, RateLimiter, get_limiter, retry_message
 from tests.conftest import REDIS_TEST_URL, make_settings
+from tests.e2e.studio_server import free_port
 
 BACKENDS = ("redis", "embedded")
 
@@ -238,14 +238,8 @@ def test_bad_redis_db_number_is_a_config_error(tmp_path):
         RateLimiter(settings)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_redis_falls_back_to_in_process_limits(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     settings = make_settings(tmp_path, REDIS_URL=f"redis://:hunter2secret@127.0.0.1:{port}/0", RATE_LIMIT_CANCER="3")
     limiter = RateLimiter(settings)
     decisions = [limiter.check_prediction("cancer", "s", "u") for _ in range(4)]
@@ -283,7 +277,7 @@ def _stop_redis(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def throwaway_redis():
-    port = _free_port()
+    port = free_port()
     state = {"port": port, "proc": _start_redis(port)}
     yield state
     if state["proc"].poll() is None:

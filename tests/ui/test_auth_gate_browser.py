@@ -3,7 +3,6 @@ in from it, logout revokes it (a copy put back into the browser is refused)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.auth import UserStore
+from tests.e2e.studio_server import free_port, launch_browser
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,9 @@ APP = Path(__file__).with_name("gate_app.py")
 PASSWORD = "browser password 1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "APP_ENV": "test",
@@ -67,7 +61,7 @@ def test_cookie_login_and_revocation_in_a_browser(server):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_browser(p)
         context = browser.new_context()
         page = context.new_page()
         page.goto(server)

@@ -76,6 +76,13 @@ def _is_missing(error: MlflowException) -> bool:
     return getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
+def _aliases_of(model: Any | None) -> dict[str, str]:
+    """alias -> version of a registered model ({} for None)."""
+    if model is None:
+        return {}
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
 def _artifact_uri(root: str) -> str:
     """An absolute URI for the experiment's artifact root (plain paths become file URIs)."""
     if "://" in root or root.startswith(("mlflow-artifacts:", "dbfs:")):
@@ -307,15 +314,18 @@ class Registry:
         return str(version)
 
     # ----------------------------------------------------------------- queries
-    def aliases(self, name: str) -> dict[str, str]:
-        """alias -> version, read from get_registered_model (search results leave them empty)."""
+    def _registered_model(self, name: str) -> Any | None:
+        """get_registered_model, or None when name is not registered."""
         try:
-            model = self.client.get_registered_model(name)
+            return self.client.get_registered_model(name)
         except MlflowException as error:
             if _is_missing(error):
-                return {}
+                return None
             raise
-        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """alias -> version, read from get_registered_model (search results leave them empty)."""
+        return _aliases_of(self._registered_model(name))
 
     def champion_version(self, name: str) -> str | None:
         return self.aliases(name).get(CHAMPION)
@@ -332,21 +342,13 @@ class Registry:
 
     def list_versions(self, name: str) -> list[VersionInfo]:
         """Every registered version of name, newest first."""
-        aliases = self.aliases(name)
-        if not aliases and not self._registered(name):
+        model = self._registered_model(name)
+        if model is None:
             return []
+        aliases = _aliases_of(model)
         versions = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
         infos = [self._to_info(mv, aliases) for mv in versions]
         return sorted(infos, key=lambda info: int(info.version), reverse=True)
-
-    def _registered(self, name: str) -> bool:
-        try:
-            self.client.get_registered_model(name)
-            return True
-        except MlflowException as error:
-            if _is_missing(error):
-                return False
-            raise
 
     def _to_info(self, mv: Any, aliases: dict[str, str]) -> VersionInfo:
         tags = dict(mv.tags or {})

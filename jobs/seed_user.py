@@ -24,7 +24,7 @@ from typing import Sequence
 
 from core.auth import ROLES, UserExists, UserStore, generate_password, normalize_username, validate_password
 from core.config import load_settings
-from core.errors import AuthError, ConfigError, InvalidInput, StudioError
+from core.errors import ConfigError, InvalidInput, StudioError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFIG = 0, 1, 2, 3
 FIRST_ADMIN = "admin"
@@ -126,18 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         store = UserStore(settings.database_url)
         summary = first_admin(store) if args.first_admin else seed(store, args)
-    except InvalidInput as exc:
+    except StudioError as exc:  # bad input, auth refusals (exit 2) and configuration (exit 3)
         _emit({"action": "error", "error": str(exc)})
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ConfigError as exc:
-        _emit({"action": "error", "error": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (AuthError, StudioError) as exc:
-        _emit({"action": "error", "error": str(exc)})
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - a cron/CLI wants an exit code, not a traceback
         _emit({"action": "error", "error": type(exc).__name__})
         print(f"error: unexpected {type(exc).__name__}", file=sys.stderr)

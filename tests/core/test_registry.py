@@ -136,6 +136,7 @@ def test_no_champion_is_a_typed_error(registry, trained_iris):
     registry.log_training(rejected(trained_iris))
     with pytest.raises(ModelUnavailable):
         registry.load_champion(IRIS)
+    assert [(v.version, v.aliases) for v in registry.list_versions(IRIS)] == [("1", ())]  # registered, no alias
 
 
 def test_unchanged_champion_loads_once_and_a_new_one_is_picked_up(registry, trained_iris, monkeypatch):

@@ -72,7 +72,8 @@ def _stub_gate(metrics: Mapping[str, float]) -> GateResult:
     return stub_gate(metrics)
 
 
-_IRIS_FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+# Defined here, not in iris.py, so that importing core.models stays free of pandas.
+IRIS_FEATURES: list[str] = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 _SPECS: dict[str, ModelSpec] = {
     "iris_random_forest": ModelSpec(
@@ -80,7 +81,7 @@ _SPECS: dict[str, ModelSpec] = {
         dataset="iris",
         kind="classifier",
         description="Random forest (50 trees) on the four iris measurements.",
-        input_features=list(_IRIS_FEATURES),
+        input_features=list(IRIS_FEATURES),
         train_fn=_train_iris_rf,
         gate_fn=_iris_gate,
     ),
@@ -89,7 +90,7 @@ _SPECS: dict[str, ModelSpec] = {
         dataset="iris",
         kind="classifier",
         description="Standardized multinomial logistic regression on the four iris measurements.",
-        input_features=list(_IRIS_FEATURES),
+        input_features=list(IRIS_FEATURES),
         train_fn=_train_iris_lr,
         gate_fn=_iris_gate,
     ),
@@ -147,6 +148,7 @@ def load_predictor(name: str, artifacts: Mapping[str, str | Path]) -> Predictor:
 __all__ = [
     "CANCER_INPUTS",
     "CANCER_PREDICTORS",
+    "IRIS_FEATURES",
     "MODEL_NAMES",
     "CancerPrediction",
     "ClassPrediction",

@@ -9,6 +9,7 @@ import pandas as pd
 
 from core.config import Settings
 from core.data import feature_info, load_dataset, validate_features
+from core.models import IRIS_FEATURES
 from core.models._common import (
     artifact_path,
     load_skops,
@@ -22,12 +23,6 @@ from core.models._common import (
 from core.models.types import ClassPrediction, GateResult, Progress, TrainedModel, floors_gate
 
 DATASET = "iris"
-IRIS_FEATURES = [
-    "sepal length (cm)",
-    "sepal width (cm)",
-    "petal length (cm)",
-    "petal width (cm)",
-]
 # Held-out floors. Iris is easy (published held-out accuracy ~0.95); a model below these
 # is broken, not unlucky.
 IRIS_FLOORS = {"accuracy": 0.85, "f1_macro": 0.85}

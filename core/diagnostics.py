@@ -127,8 +127,6 @@ def diagnose(
     *,
     var_names: Sequence[str] | None = None,
     hdi_prob: float = 0.94,
-    rhat_max: float = RHAT_MAX,
-    ess_min: float = ESS_MIN,
 ) -> DiagnosticsReport:
     """Summary table (mean, sd, HDI, MCSE, bulk/tail ESS, R-hat) with flags and a verdict."""
     import arviz as az
@@ -155,9 +153,9 @@ def diagnose(
     summary = pd.DataFrame(rows, index=pd.Index([c.label for c in comps], name="parameter"), columns=list(SUMMARY_COLUMNS))
     flags = pd.DataFrame(
         {
-            "r_hat": ~(summary["r_hat"] <= rhat_max),  # NaN R-hat (one chain) counts as a flag
-            "ess_bulk": ~(summary["ess_bulk"] >= ess_min),
-            "ess_tail": ~(summary["ess_tail"] >= ess_min),
+            "r_hat": ~(summary["r_hat"] <= RHAT_MAX),  # NaN R-hat (one chain) counts as a flag
+            "ess_bulk": ~(summary["ess_bulk"] >= ESS_MIN),
+            "ess_tail": ~(summary["ess_tail"] >= ESS_MIN),
         },
         index=summary.index,
     )
@@ -169,11 +167,11 @@ def diagnose(
         problems.append("only one chain: R-hat cannot be judged")
     bad_rhat = summary.index[flags["r_hat"]].tolist() if n_chains >= 2 else []
     if bad_rhat:
-        problems.append(f"R-hat > {rhat_max} for {_names(bad_rhat)} (max {summary['r_hat'].max():.3f})")
+        problems.append(f"R-hat > {RHAT_MAX} for {_names(bad_rhat)} (max {summary['r_hat'].max():.3f})")
     low_ess = summary.index[flags["ess_bulk"] | flags["ess_tail"]].tolist()
     if low_ess:
         worst = float(summary[["ess_bulk", "ess_tail"]].min().min())
-        problems.append(f"ESS < {ess_min:.0f} for {_names(low_ess)} (min {worst:.0f})")
+        problems.append(f"ESS < {ESS_MIN:.0f} for {_names(low_ess)} (min {worst:.0f})")
     if divergences:
         problems.append(f"{divergences} divergent transition{'s' if divergences != 1 else ''}")
     low_bfmi = [i for i, b in enumerate(bfmi) if b < BFMI_MIN]

@@ -161,11 +161,29 @@ class StudioServer:
 
     def __enter__(self) -> "StudioServer":
         self.start()
-        self.wait_healthy()
+        try:
+            self.wait_healthy()
+        except BaseException:  # __exit__ does not run when __enter__ fails: stop it here
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_models_loaded(page, server: StudioServer, timeout_s: float = 300) -> float:  # type: ignore[no-untyped-def]
+    """Open model operations and wait until its status table shows all four models loaded;
+    seconds from the server's launch (the table is a fragment that redraws itself)."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Model operations").click()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        table = page.get_by_test_id("stTable")
+        rows = table.first.locator("tbody tr").all_inner_texts() if table.count() else []
+        if len(rows) == 4 and all("loaded" in r for r in rows):
+            return time.perf_counter() - server.started_at
+        page.wait_for_timeout(500)
+    raise TimeoutError(f"models not loaded after {timeout_s:.0f} s: {server.log_tail()}")
 
 
 def launch_browser(playwright):  # type: ignore[no-untyped-def]

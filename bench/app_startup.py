@@ -26,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.studio_server import StudioServer, launch_browser, log_in, prepare_stores, studio_env  # noqa: E402
+from tests.e2e.studio_server import (  # noqa: E402
+    StudioServer,
+    launch_browser,
+    log_in,
+    prepare_stores,
+    studio_env,
+    wait_models_loaded,
+)
 
 BAYES = {"BAYES_WARMUP": "400", "BAYES_SAMPLES": "600"}
 ANSWER_OR_WAIT_JS = """
@@ -64,18 +71,6 @@ def first_cancer_answer(page, server: StudioServer, timeout_s: float = 180) -> t
     raise TimeoutError(f"no cancer answer after {timeout_s:.0f} s: {server.log_tail()}")
 
 
-def wait_all_loaded(page, server: StudioServer, timeout_s: float = 300) -> float:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Model operations").click()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        table = page.get_by_test_id("stTable")
-        rows = table.first.locator("tbody tr").all_inner_texts() if table.count() else []
-        if len(rows) == 4 and all("loaded" in r for r in rows):
-            return time.perf_counter() - server.started_at
-        page.wait_for_timeout(500)
-    raise TimeoutError(f"models not loaded after {timeout_s:.0f} s: {server.log_tail()}")
-
-
 def one_start(data_dir: Path) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
@@ -87,7 +82,7 @@ def one_start(data_dir: Path) -> dict[str, float]:
             browser = launch_browser(playwright)
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             first, fallback = first_cancer_answer(page, server)
-            loaded = wait_all_loaded(page, server)
+            loaded = wait_models_loaded(page, server)
             time.sleep(2)  # let the last load settle before reading memory
             rss = server.rss_bytes()
             browser.close()

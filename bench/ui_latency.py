@@ -17,12 +17,11 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.studio_server import StudioServer, launch_browser, log_in  # noqa: E402
+from tests.e2e.studio_server import StudioServer, launch_browser, log_in, wait_models_loaded  # noqa: E402
 
 BAYES = {"BAYES_WARMUP": "400", "BAYES_SAMPLES": "600"}
 
@@ -54,19 +53,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def wait_models(page, server: StudioServer, timeout_s: float = 300) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Model operations").click()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = page.get_by_test_id("stTable").first.locator("tbody tr").all_inner_texts() if page.get_by_test_id("stTable").count() else []
-        if len(rows) == 4 and all("loaded" in r for r in rows):
-            return
-        page.wait_for_timeout(1000)
-        if int(time.monotonic() - deadline) % 20 == 0:  # a full rerun now and then
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Model operations").click()
-    raise TimeoutError(f"models not loaded after {timeout_s:.0f} s: {server.log_tail()}")
-
-
 def clicks(page, link: str, button: str, n: int) -> list[float]:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=link).click()
     page.get_by_role("button", name=button).wait_for()
@@ -93,7 +79,7 @@ def one_run(data_dir: Path, n: int, fresh: bool, post_script_gc: bool) -> dict[s
         browser = launch_browser(playwright)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         log_in(page, server.url)
-        wait_models(page, server)
+        wait_models_loaded(page, server)
         out = {}
         for name, link, button in (("iris", "Iris species", "Predict species"), ("cancer", "Breast cancer", "Estimate probability")):
             ms = clicks(page, link, button, n)

@@ -649,24 +649,30 @@ def _purge_via_proxy(plan: list[_Doomed], report: PruneReport) -> None:
     )
 
 
+def _search_runs(client: Any, filter_string: str, run_view_type: Any) -> Iterator[Any]:
+    """Runs of every active experiment (asked 100 experiments at a time), page by page."""
+    from mlflow.entities import ViewType
+
+    exps = [e.experiment_id for e in _paged(lambda tok: client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=tok))]
+    for i in range(0, len(exps), 100):
+        chunk = exps[i:i + 100]
+        yield from _paged(lambda tok: client.search_runs(chunk, filter_string=filter_string, run_view_type=run_view_type,
+                                                         max_results=_PAGE, page_token=tok))
+
+
 def _orphan_runs(client: Any, index: _Index, max_age_days: float) -> list[Any]:
     from mlflow.entities import ViewType
 
     now_ms = int(time.time() * 1000)
     cutoff = now_ms - int(max_age_days * 86_400_000)
     grace = now_ms - RUNNING_GRACE_S * 1000
-    exps = [e.experiment_id for e in _paged(lambda tok: client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=tok))]
     out = []
-    for i in range(0, len(exps), 100):
-        chunk = exps[i:i + 100]
-        for run in _paged(lambda tok: client.search_runs(chunk, filter_string=f"attributes.start_time <= {cutoff}",
-                                                          run_view_type=ViewType.ACTIVE_ONLY, max_results=_PAGE,
-                                                          page_token=tok)):
-            if run.info.run_id in index.runs_with_versions:
-                continue
-            if run.info.status == "RUNNING" and run.info.start_time > grace:
-                continue
-            out.append(run)
+    for run in _search_runs(client, f"attributes.start_time <= {cutoff}", ViewType.ACTIVE_ONLY):
+        if run.info.run_id in index.runs_with_versions:
+            continue
+        if run.info.status == "RUNNING" and run.info.start_time > grace:
+            continue
+        out.append(run)
     return out
 
 
@@ -674,16 +680,8 @@ def _leftover_runs(client: Any, index: _Index, model: str | None) -> list[str]:
     """Runs left soft-deleted (by an earlier prune whose gc failed), to purge now."""
     from mlflow.entities import ViewType
 
-    exps = [e.experiment_id for e in _paged(lambda tok: client.search_experiments(view_type=ViewType.ACTIVE_ONLY, page_token=tok))]
-    if not exps:
-        return []
     flt = f"tags.{MODEL_NAME_TAG} = '{_quote(model)}'" if model else ""
-    out: list[str] = []
-    for i in range(0, len(exps), 100):
-        chunk = exps[i:i + 100]
-        out.extend(r.info.run_id for r in _paged(lambda tok: client.search_runs(
-            chunk, filter_string=flt, run_view_type=ViewType.DELETED_ONLY, max_results=_PAGE, page_token=tok)))
-    return out
+    return [r.info.run_id for r in _search_runs(client, flt, ViewType.DELETED_ONLY)]
 
 
 def _leftover_logged_models(client: Any, settings: Settings, backend_store_uri: str | None) -> list[str]:

@@ -45,8 +45,9 @@ def _parser(choices: Sequence[str]) -> argparse.ArgumentParser:
 def serving_model(registry: Any, name: str) -> tuple[Any, bool]:
     """(LoadedModel, is_fallback) of what serves `name` now; ModelUnavailable if nothing."""
     from core.errors import ArtifactsMissing, ModelUnavailable
+    from core.service import BAYES, STUB
 
-    candidates = [("breast_cancer_bayes", False), ("breast_cancer_stub", True)] if name == "breast_cancer" else [(name, False)]
+    candidates = [(BAYES, False), (STUB, True)] if name == "breast_cancer" else [(name, False)]
     reasons = []
     for candidate, fallback in candidates:
         try:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-import core.models
 from core.models.types import GateResult
 from core.registry import Registry
 from jobs import train
+from tests.core.test_service import patch_train
 from tests.jobs.conftest import REPO
 
 pytestmark = pytest.mark.usefixtures("cached_stub_fit")
@@ -25,11 +25,6 @@ def run_main(capsys, *argv: str) -> tuple[int, dict]:
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1, lines
     return code, json.loads(lines[0])
-
-
-def patch_train(monkeypatch, name, fn):
-    spec = core.models._SPECS[name]
-    monkeypatch.setitem(core.models._SPECS, name, dataclasses.replace(spec, train_fn=fn(spec.train_fn)))
 
 
 def test_cli_trains_registers_and_prints_one_json_line(job_env, job_settings):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
+from tests.jobs.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 IRIS = "iris_logistic_regression"
 
 

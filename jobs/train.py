@@ -39,7 +39,7 @@ def _parser(model_names: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def _train_one(registry: Any, settings: Any, name: str, if_missing: bool) -> dict[str, Any]:
-    from core.errors import ModelUnavailable, StudioError
+    from core.errors import StudioError
     from core.models import get_spec
 
     if if_missing:
@@ -48,7 +48,7 @@ def _train_one(registry: Any, settings: Any, name: str, if_missing: bool) -> dic
             try:
                 registry.load_version(name, version)
                 return {"skipped": True, "version": version, "reason": f"champion version {version} loads"}
-            except (StudioError, ModelUnavailable) as error:
+            except StudioError as error:  # ModelUnavailable, ArtifactsMissing
                 log.warning("%s champion %s does not load (%s): retraining", name, version, error)
     started = time.perf_counter()
     try:

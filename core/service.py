@@ -246,12 +246,24 @@ class ModelService:
         except Exception as error:
             log.warning("%s failed: %s", what, _describe(error))
             return {"ok": False, "at": at, "error": _describe(error)}
-        for deleted in report.deleted_versions:  # 'name/version'
-            model, _, version = deleted.rpartition("/")
-            self.registry.evict(model, version)
+        self._forget_pruned(report)
         if not report.ok:
             log.warning("%s reported errors: %s", what, "; ".join(report.errors))
         return {"ok": report.ok, "at": at, "report": report.summary()}
+
+    def prune_now(self, *, vacuum_db: bool = False) -> Any:
+        """A store-wide prune asked for by a person (model ops): returns the PruneReport;
+        PruneError if it cannot start. Pruned versions leave the load cache."""
+        from core.pruning import prune_store
+
+        report = prune_store(self.settings, vacuum_db=vacuum_db)
+        self._forget_pruned(report)
+        return report
+
+    def _forget_pruned(self, report: Any) -> None:
+        for deleted in report.deleted_versions:  # 'name/version'
+            model, _, version = deleted.rpartition("/")
+            self.registry.evict(model, version)
 
     # ------------------------------------------------------------------ serving
     def predict(self, name: str, values: Mapping[str, object]) -> Any:

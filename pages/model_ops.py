@@ -199,11 +199,8 @@ if settings.vacuum_interval_hours > 0:
     )
 vacuum = st.checkbox("Also compact the database (VACUUM)", key="ops_vacuum", disabled=not settings.tracking_is_sqlite)
 if st.button("Prune and purge now", key="ops_prune"):
-    with user_errors("Cleanup"):
-        from core.pruning import prune_store
-
-        with st.spinner("Pruning and purging..."):
-            st.session_state[PRUNE_KEY] = prune_store(settings, vacuum_db=vacuum)
+    with user_errors("Cleanup"), st.spinner("Pruning and purging..."):
+        st.session_state[PRUNE_KEY] = state.service().prune_now(vacuum_db=vacuum)
 report = st.session_state.get(PRUNE_KEY)
 if report is not None:
     cols = st.columns(3)

@@ -327,6 +327,22 @@ def test_health_reports_models_and_limiter(service):
     assert service.health().limiter is None
 
 
+def test_prune_now_returns_the_report_and_forgets_pruned_versions(tmp_path, schema_template):
+    settings = _store(tmp_path, schema_template, RETAIN_RUNS_PER_MODEL="1")
+    svc = ModelService(settings, alias_ttl_s=0.0)
+    try:
+        first = svc.retrain(IRIS).result(timeout=WAIT)
+        svc.registry.load_version(IRIS, first.version)
+        second = svc.retrain(IRIS).result(timeout=WAIT)
+        assert (IRIS, str(first.version)) in svc.registry.cached_versions()
+        report = svc.prune_now()
+        assert report.ok and report.deleted_versions == [f"{IRIS}/{first.version}"]
+        assert (IRIS, str(first.version)) not in svc.registry.cached_versions()
+        assert svc.predict(IRIS, iris_row()).model_version == str(second.version)
+    finally:
+        svc.shutdown()
+
+
 def test_scheduled_vacuum_prunes_the_store_and_reports_in_health(tmp_path, schema_template):
     settings = _store(tmp_path, schema_template, RETAIN_RUNS_PER_MODEL="1")
     trainer = ModelService(settings)

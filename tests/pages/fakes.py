@@ -155,6 +155,11 @@ class FakeService:
         limiter = self.limiter.status() if self.limiter is not None else LimiterStatus("embedded", False, "in process")
         return ServiceHealth(models=self.status(), limiter=limiter, last_vacuum=self.last_vacuum)
 
+    def prune_now(self, *, vacuum_db: bool = False) -> Any:
+        from core import pruning  # tests replace pruning.prune_store
+
+        return pruning.prune_store(None, vacuum_db=vacuum_db)
+
     def retrain(self, name: str) -> Future:
         self.retrained.append(name)
         with self._lock:

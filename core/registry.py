@@ -227,8 +227,8 @@ class Registry:
             params = [Param(str(k), str(v)[:_MAX_PARAM_CHARS]) for k, v in sorted(trained.params.items())]
             if params:
                 client.log_batch(run_id, params=params)
-            for artifact_name, path in sorted(trained.extra_artifacts.items()):
-                client.log_artifact(run_id, str(path), artifact_path="extra")
+            for artifact_name, content in sorted(trained.extra_artifacts.items()):
+                client.log_dict(run_id, content, f"extra/{artifact_name}")
                 log.debug("logged extra artifact %s for %s", artifact_name, name)
             model_id, location = self._log_model(experiment_id, run_id, trained)
             timestamp = int(time.time() * 1000)

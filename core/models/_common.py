@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -101,10 +100,6 @@ def scatter_rows(df: pd.DataFrame, valid: np.ndarray, columns: dict[str, np.ndar
     return out
 
 
-def new_artifact_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"cms-{prefix}-"))
-
-
 def report(progress: Callable[[float, str], None] | None, fraction: float, message: str) -> None:
     if progress is not None:
         progress(fraction, message)
@@ -145,12 +140,11 @@ def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, Any
     return {"n_bins": n_bins, "strategy": "uniform", "bins": bins, "expected_calibration_error": float(ece)}
 
 
-def held_out_scores(name: str, y: np.ndarray, p: np.ndarray) -> tuple[dict[str, float], dict[str, Path]]:
+def held_out_scores(y: np.ndarray, p: np.ndarray) -> tuple[dict[str, float], dict[str, dict]]:
     """Metrics of a cancer model's held-out probabilities (binary_metrics plus
-    calibration_ece) and its extra artifact 'calibration.json' (the reliability curve)."""
+    calibration_ece) and its extra artifact 'calibration.json' (the reliability curve),
+    kept in memory: the registry writes it into the run, so no temporary file is left."""
     metrics = binary_metrics(y, p)
     calib = calibration(y, p)
     metrics["calibration_ece"] = calib["expected_calibration_error"]
-    path = new_artifact_dir(name) / "calibration.json"
-    path.write_text(json.dumps(calib, indent=1))
-    return metrics, {"calibration.json": path}
+    return metrics, {"calibration.json": calib}

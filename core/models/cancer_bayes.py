@@ -463,7 +463,7 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
     report(progress, 0.9, "scoring the held-out split")
     data = load_dataset(DATASET)
     p_test = predictor.predict_frame(data.X_test)["probability"].to_numpy()
-    scores, extra_artifacts = held_out_scores(NAME, data.y_test, p_test)
+    scores, extra_artifacts = held_out_scores(data.y_test, p_test)
     metrics.update(scores)
     metrics["n_train"] = float(len(data.y_train))
     report(progress, 1.0, "done")

@@ -163,7 +163,7 @@ def train(settings: Settings, progress: Progress | None = None) -> TrainedModel:
     predictor = StubPredictor(pipeline, np.array(coefs), np.array(intercepts), settings.credible_mass)
     report(progress, 0.95, "scoring the held-out split")
     p_test = predictor.probabilities(data.X_test[CANCER_INPUTS].to_numpy(dtype=float))
-    metrics, extra_artifacts = held_out_scores(NAME, data.y_test, p_test)
+    metrics, extra_artifacts = held_out_scores(data.y_test, p_test)
     metrics["n_train"] = float(n)
     params: dict[str, object] = {
         "dataset": DATASET,

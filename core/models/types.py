@@ -79,7 +79,7 @@ class TrainedModel:
     metrics: dict[str, float]
     params: dict[str, object]
     gate: GateResult
-    extra_artifacts: dict[str, Path] = field(default_factory=dict)
+    extra_artifacts: dict[str, dict] = field(default_factory=dict)  # JSON files of the run, by name
 
 
 @dataclass(frozen=True)

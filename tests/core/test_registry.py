@@ -115,6 +115,15 @@ def test_log_training_records_run_logged_model_and_champion(registry, trained_ir
     assert registry.champion_version(IRIS) == "1"
 
 
+def test_extra_artifacts_are_written_into_the_run(registry, trained_stub):
+    import json
+
+    info = registry.log_training(trained_stub)
+    run = registry.client.get_run(info.run_id)
+    written = _local_path(run.info.artifact_uri) / "extra" / "calibration.json"
+    assert json.loads(written.read_text()) == json.loads(json.dumps(trained_stub.extra_artifacts["calibration.json"]))
+
+
 def test_gate_rejection_keeps_the_champion_and_tags_why(registry, trained_iris):
     registry.log_training(trained_iris)
     info = registry.log_training(rejected(trained_iris))
